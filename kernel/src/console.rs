@@ -1,0 +1,143 @@
+//! The serial console on COM1: raw output, the `print!`/`println!` macros and
+//! the `log` backend.
+//!
+//! Every byte waits for the transmit holding register to be empty (LSR.THRE):
+//! Bochs' UART drops bytes written while it is busy, and real 16550s overrun.
+//! Before power-off, [`drain`] waits for the shift register too (LSR.TEMT) so
+//! that the last line is not lost.
+
+use core::fmt::{self, Write};
+use spin::Mutex;
+use uart_16550::backend::PioBackend;
+use uart_16550::{Config, Uart16550};
+use x86::io::inb;
+
+const COM1: u16 = 0x3f8;
+const LINE_STATUS: u16 = COM1 + 5;
+const LSR_TRANSMITTER_EMPTY: u8 = 1 << 6;
+
+/// COM1, once initialised; `None` when no UART answers at 0x3F8.
+static SERIAL: Mutex<Option<Serial>> = Mutex::new(None);
+
+struct Serial {
+    uart: Uart16550<PioBackend>,
+}
+
+impl Serial {
+    fn write_byte(&mut self, byte: u8) {
+        // `send_bytes` with one byte checks LSR.THRE first and returns 0
+        // while the holding register is still busy.
+        while self.uart.send_bytes(&[byte]) == 0 {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+impl Write for Serial {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        for byte in text.bytes() {
+            if byte == b'\n' {
+                self.write_byte(b'\r');
+            }
+            self.write_byte(byte);
+        }
+        Ok(())
+    }
+}
+
+/// Initialises COM1 at 115200 8N1 with FIFOs. Returns whether a UART answered.
+pub fn init() -> bool {
+    // SAFETY: 0x3F8..0x3FF is COM1's register block on every PC; nothing else
+    // in tessera drives it (guests see a virtual UART, never this one).
+    let Ok(mut uart) = (unsafe { Uart16550::new_port(COM1) }) else {
+        return false;
+    };
+    let config = Config {
+        baud_rate: uart_16550::BaudRate::Baud115200,
+        ..Config::DEFAULT
+    };
+    if uart.init(config).is_err() {
+        return false;
+    }
+    *SERIAL.lock() = Some(Serial { uart });
+    true
+}
+
+/// Writes formatted text to the console (used by the macros).
+pub fn write_fmt(args: fmt::Arguments<'_>) {
+    if let Some(serial) = SERIAL.lock().as_mut() {
+        let _ = serial.write_fmt(args);
+    }
+}
+
+/// Waits until every byte written so far has left the UART's shift register.
+pub fn drain() {
+    if SERIAL.lock().is_none() {
+        return;
+    }
+    for _ in 0..1_000_000 {
+        // SAFETY: reading COM1's line-status register has no side effects.
+        if unsafe { inb(LINE_STATUS) } & LSR_TRANSMITTER_EMPTY != 0 {
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Takes the console for a crash report even if the crashing code held it.
+///
+/// # Safety
+/// Only for the crash and panic paths, which never return to the code that
+/// held the lock.
+pub unsafe fn force_unlock() {
+    if SERIAL.is_locked() {
+        // SAFETY: the caller guarantees the holder never runs again.
+        unsafe { SERIAL.force_unlock() };
+    }
+}
+
+/// Prints to the serial console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::write_fmt(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the serial console.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => { $crate::console::write_fmt(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// The `log` backend: one line per record, `[LEVEL] message`.
+struct SerialLogger;
+
+impl log::Log for SerialLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let level = match record.level() {
+                log::Level::Error => "ERROR",
+                log::Level::Warn => "WARN ",
+                log::Level::Info => "INFO ",
+                log::Level::Debug => "DEBUG",
+                log::Level::Trace => "TRACE",
+            };
+            write_fmt(format_args!("[{}] {}\n", level, record.args()));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: SerialLogger = SerialLogger;
+
+/// Routes the `log` crate to the console at `level`.
+pub fn init_logger(level: log::LevelFilter) {
+    // Only fails when a logger is already set, which is then the same one.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}

@@ -1,0 +1,243 @@
+//! tessera, a bare-metal type-1 hypervisor for x86-64.
+//!
+//! GRUB loads this ELF as a Multiboot2 kernel, with every guest image as a
+//! module. `boot::entry` switches to long mode and calls [`kernel_main`],
+//! which takes the machine: console, descriptor tables, memory, paging, then
+//! the VMs. The pure logic lives in the `tessera_kernel` library next to this
+//! file, where host unit tests exercise it.
+//!
+//! On a host target this file compiles to an empty program, so that
+//! `cargo test --workspace` and `cargo clippy --workspace` work on the host.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![cfg_attr(not(target_os = "none"), allow(dead_code))]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+#[macro_use]
+mod console;
+
+#[cfg(target_os = "none")]
+mod arch;
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+mod mm;
+#[cfg(target_os = "none")]
+mod power;
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("tessera-kernel runs on bare metal: build it with `cargo run -- kernel`");
+}
+
+#[cfg(target_os = "none")]
+mod kernel {
+    use crate::boot::info::{BootInfo, Firmware};
+    use crate::{arch, console, mm, power};
+    use tessera_kernel::options::{HypervisorOptions, IdleAction, LogLevel};
+    use tessera_kernel::phys::{free_frames, PhysRange};
+    use tessera_kernel::size::Bytes;
+
+    /// Heap for the hypervisor's own data structures.
+    const HEAP_SIZE: u64 = 16 << 20;
+    /// The first megabyte stays with the firmware (real-mode IVT, EBDA, ROMs)
+    /// and, later, the application-processor start-up trampoline.
+    const LOW_MEMORY: u64 = 1 << 20;
+
+    fn level_filter(level: LogLevel) -> log::LevelFilter {
+        match level {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+
+    /// Called by `boot::entry` in long mode on the boot stack.
+    #[no_mangle]
+    extern "C" fn kernel_main(magic: u32, info_address: u32) -> ! {
+        console::init();
+        arch::gdt::init();
+        arch::idt::init();
+        console::init_logger(log::LevelFilter::Info);
+        println!();
+        println!(
+            "tessera v{} - bare-metal type-1 hypervisor for x86-64",
+            env!("CARGO_PKG_VERSION")
+        );
+        if magic != crate::boot::entry::MULTIBOOT2_BOOTLOADER_MAGIC {
+            panic!("not started by a Multiboot2 loader (EAX = {:#x})", magic);
+        }
+
+        // SAFETY: EBX from a Multiboot2 loader; the structure is reserved
+        // from the frame allocator below and never written.
+        let boot = match unsafe { BootInfo::parse(info_address as u64) } {
+            Ok(boot) => boot,
+            Err(error) => panic!("boot information unusable: {:?}", error),
+        };
+        // The heap must exist before anything allocates (option parsing does).
+        init_memory(&boot);
+        let (options, warnings) = HypervisorOptions::parse(boot.cmdline);
+        console::init_logger(level_filter(options.log));
+        println!(
+            "boot: {} on {}",
+            boot.loader,
+            match boot.firmware {
+                Firmware::Bios => "BIOS",
+                Firmware::Uefi => "UEFI",
+            }
+        );
+        println!("boot: command line \"{}\"", boot.cmdline);
+        for warning in &warnings {
+            log::warn!("command line: {}", warning);
+        }
+
+        let virtualization = arch::cpu::probe();
+        map_all_memory(&boot, virtualization.huge_pages);
+
+        print_modules(&boot);
+        arch::cpu::report(&virtualization);
+        power::init(boot.rsdp);
+
+        let reason = if boot.modules().is_empty() {
+            "no guest modules were loaded"
+        } else if !virtualization.vmx {
+            "this CPU has no VMX; the guests cannot run"
+        } else {
+            "the VMX backend is not part of this build"
+        };
+        println!("tessera: nothing to run: {}", reason);
+        idle(options.on_idle)
+    }
+
+    fn init_memory(boot: &BootInfo) {
+        let layout = arch::paging::kernel_layout();
+        let kernel = PhysRange {
+            start: layout.start,
+            end: layout.end,
+        };
+        let mut reserved = [kernel; crate::boot::info::MAX_MODULES + 2];
+        let mut count = 1;
+        for range in boot.reserved() {
+            reserved[count] = range;
+            count += 1;
+        }
+        let free = match free_frames::<{ mm::FREE_SET_CAPACITY }>(
+            boot.regions(),
+            &reserved[..count],
+            LOW_MEMORY,
+        ) {
+            Ok(free) => free,
+            Err(error) => panic!("memory map unusable: {}", error),
+        };
+        let usable: u64 = boot
+            .regions()
+            .filter(|(_, kind)| *kind == tessera_kernel::phys::RegionKind::Usable)
+            .map(|(range, _)| range.len())
+            .sum();
+        println!(
+            "memory: {} MiB usable in {} regions ({}); kernel {} at {:#x}",
+            usable >> 20,
+            boot.regions()
+                .filter(|(_, kind)| *kind == tessera_kernel::phys::RegionKind::Usable)
+                .count(),
+            boot.map_source,
+            Bytes(kernel.grow_to_pages().len()),
+            kernel.start
+        );
+        for (range, kind) in boot.regions() {
+            log::debug!("memory: {} {:?}", range, kind);
+        }
+        mm::init(free);
+        match mm::init_heap(HEAP_SIZE) {
+            Ok(heap) => log::debug!("memory: heap {} at {}", Bytes(heap.len()), heap),
+            Err(error) => panic!("no memory for the {} heap: {}", Bytes(HEAP_SIZE), error),
+        }
+        println!(
+            "memory: {} MiB free for guests after the heap",
+            mm::free_bytes() >> 20
+        );
+    }
+
+    fn map_all_memory(boot: &BootInfo, huge_pages: bool) {
+        // Cover all RAM and at least the 32-bit MMIO hole (local APIC,
+        // I/O APIC, firmware flash).
+        // Reserved ranges far above RAM (QEMU reserves one at 1 TiB) need no
+        // mapping; RAM and ACPI memory do.
+        let top = boot
+            .regions()
+            .filter(|(_, kind)| *kind != tessera_kernel::phys::RegionKind::Reserved)
+            .map(|(range, _)| range.end)
+            .max()
+            .unwrap_or(0)
+            .max(1 << 32);
+        if let Err(error) = arch::paging::init(top, huge_pages) {
+            panic!("cannot build the hypervisor page tables: {}", error);
+        }
+        log::debug!(
+            "paging: identity map up to {:#x}, kernel sections protected",
+            top
+        );
+    }
+
+    fn print_modules(boot: &BootInfo) {
+        println!("modules: {}", boot.modules().len());
+        for (index, module) in boot.modules().iter().enumerate() {
+            println!(
+                "module {}: {:#x}-{:#x} ({} bytes) \"{}\"",
+                index,
+                module.range.start,
+                module.range.end,
+                module.range.len(),
+                module.cmdline
+            );
+        }
+        if boot.modules_dropped > 0 {
+            log::warn!(
+                "modules: {} more modules ignored (at most {})",
+                boot.modules_dropped,
+                crate::boot::info::MAX_MODULES
+            );
+        }
+    }
+
+    fn idle(action: IdleAction) -> ! {
+        match action {
+            IdleAction::PowerOff => power::power_off("no VM left to run"),
+            IdleAction::Halt => {
+                println!("tessera: halted (on-idle=halt); reset the machine to restart");
+                console::drain();
+                arch::halt_forever()
+            }
+            IdleAction::Shell => {
+                log::warn!("on-idle=shell: the operator shell is not in this build; halting");
+                console::drain();
+                arch::halt_forever()
+            }
+        }
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+        // SAFETY: the panic path never returns to the code that held the
+        // console lock.
+        unsafe { console::force_unlock() };
+        println!();
+        match info.location() {
+            Some(location) => println!(
+                "tessera: PANIC at {}:{}: {}",
+                location.file(),
+                location.line(),
+                info.message()
+            ),
+            None => println!("tessera: PANIC: {}", info.message()),
+        }
+        println!("tessera: system halted");
+        console::drain();
+        arch::halt_forever()
+    }
+}
