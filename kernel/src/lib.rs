@@ -13,7 +13,15 @@ extern crate alloc;
 extern crate std;
 
 pub mod acpi_sleep;
+pub mod controls;
+pub mod cpuid;
+pub mod ept;
+pub mod exit_reason;
+pub mod hypercall;
+pub mod line_buffer;
+pub mod loader;
 pub mod options;
 pub mod paging;
 pub mod phys;
+pub mod sched;
 pub mod size;

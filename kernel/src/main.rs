@@ -27,6 +27,10 @@ mod boot;
 mod mm;
 #[cfg(target_os = "none")]
 mod power;
+#[cfg(target_os = "none")]
+mod vmm;
+#[cfg(target_os = "none")]
+mod vmx;
 
 #[cfg(not(target_os = "none"))]
 fn main() {
@@ -36,7 +40,7 @@ fn main() {
 #[cfg(target_os = "none")]
 mod kernel {
     use crate::boot::info::{BootInfo, Firmware};
-    use crate::{arch, console, mm, power};
+    use crate::{arch, console, mm, power, vmm, vmx};
     use tessera_kernel::options::{HypervisorOptions, IdleAction, LogLevel};
     use tessera_kernel::phys::{free_frames, PhysRange};
     use tessera_kernel::size::Bytes;
@@ -103,14 +107,31 @@ mod kernel {
         arch::cpu::report(&virtualization);
         power::init(boot.rsdp);
 
-        let reason = if boot.modules().is_empty() {
-            "no guest modules were loaded"
-        } else if !virtualization.vmx {
-            "this CPU has no VMX; the guests cannot run"
-        } else {
-            "the VMX backend is not part of this build"
+        if boot.modules().is_empty() {
+            println!("tessera: nothing to run: no guest modules were loaded");
+            idle(options.on_idle);
+        }
+        arch::mask_legacy_interrupts();
+        let capabilities = match vmx::enable() {
+            Ok(capabilities) => capabilities,
+            Err(error) => {
+                println!("tessera: cannot run guests: {}", error);
+                idle(options.on_idle);
+            }
         };
-        println!("tessera: nothing to run: {}", reason);
+        let tsc_hz = arch::tsc::calibrate();
+        log::info!(
+            "vmx: enabled; TSC {} MHz, preemption timer at TSC/{}",
+            tsc_hz / 1_000_000,
+            1u64 << capabilities.preemption_timer_rate
+        );
+        let mut vms = vmm::create_vms(boot.modules(), &capabilities);
+        if vms.is_empty() {
+            println!("tessera: nothing to run: no module became a VM");
+            idle(options.on_idle);
+        }
+        vmm::run(&mut vms, &capabilities, options.timeslice_us, tsc_hz);
+        vmm::print_summary(&vms);
         idle(options.on_idle)
     }
 

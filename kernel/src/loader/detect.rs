@@ -1,0 +1,258 @@
+//! Recognising a guest image's format from its bytes (`format=auto`).
+//!
+//! Only the signatures are looked at here; whether an ELF image is actually
+//! loadable is for [`super::elf`] to decide.
+
+use super::bytes::u32_at;
+use core::fmt;
+
+/// What an image's bytes say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectedFormat {
+    /// No known signature: a flat binary.
+    Raw,
+    /// ELF magic with class 1 (ELFCLASS32).
+    Elf32,
+    /// ELF magic with class 2 (ELFCLASS64).
+    Elf64,
+    /// A Multiboot (1) header in the first 8 KiB.
+    Multiboot,
+    /// A Multiboot2 header in the first 32 KiB.
+    Multiboot2,
+    /// A Linux bzImage (`HdrS` setup header).
+    Linux,
+}
+
+impl fmt::Display for DetectedFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DetectedFormat::Raw => "raw binary",
+            DetectedFormat::Elf32 => "ELF32",
+            DetectedFormat::Elf64 => "ELF64",
+            DetectedFormat::Multiboot => "Multiboot kernel",
+            DetectedFormat::Multiboot2 => "Multiboot2 kernel",
+            DetectedFormat::Linux => "Linux bzImage",
+        })
+    }
+}
+
+/// The four bytes every ELF file starts with (gABI, "ELF Identification").
+pub const ELF_MAGIC: [u8; 4] = *b"\x7fELF";
+
+/// Multiboot 0.6.96, 3.1.1: the header's magic, in the first 8192 bytes,
+/// 32-bit aligned, followed by flags and a checksum making the sum zero.
+const MULTIBOOT_MAGIC: u32 = 0x1BAD_B002;
+const MULTIBOOT_SEARCH_BYTES: u64 = 8192;
+const MULTIBOOT_HEADER_BYTES: u64 = 12;
+
+/// Multiboot2 1.0, 3.1.1: the header's magic, in the first 32768 bytes,
+/// 64-bit aligned, followed by architecture, header length and a checksum
+/// making the sum of the four zero.
+const MULTIBOOT2_MAGIC: u32 = 0xE852_50D6;
+const MULTIBOOT2_SEARCH_BYTES: u64 = 32768;
+const MULTIBOOT2_HEADER_BYTES: u64 = 16;
+
+/// Linux boot protocol (Documentation/arch/x86/boot.rst): the setup header's
+/// `header` field, "HdrS", at offset 0x202 of a bzImage.
+const LINUX_SIGNATURE_OFFSET: usize = 0x202;
+const LINUX_SIGNATURE: &[u8; 4] = b"HdrS";
+
+/// Detects an image's format. ELF wins over the other signatures, because a
+/// Multiboot kernel is usually also an ELF executable; among the rest,
+/// Multiboot (1) comes first, then Multiboot2, then Linux. An ELF magic with
+/// an unknown class is not ELF here (the loader still refuses it as a
+/// corrupt ELF rather than running it raw).
+pub fn detect(image: &[u8]) -> DetectedFormat {
+    elf_class(image)
+        .or_else(|| other_format(image))
+        .unwrap_or(DetectedFormat::Raw)
+}
+
+/// `Elf32` or `Elf64` when the image starts with the ELF magic and a known class.
+fn elf_class(image: &[u8]) -> Option<DetectedFormat> {
+    if !image.starts_with(&ELF_MAGIC) {
+        return None;
+    }
+    match image.get(4) {
+        Some(1) => Some(DetectedFormat::Elf32),
+        Some(2) => Some(DetectedFormat::Elf64),
+        _ => None,
+    }
+}
+
+/// The first non-ELF signature the image carries (Multiboot, Multiboot2, Linux).
+pub(super) fn other_format(image: &[u8]) -> Option<DetectedFormat> {
+    if has_multiboot_header(image) {
+        Some(DetectedFormat::Multiboot)
+    } else if has_multiboot2_header(image) {
+        Some(DetectedFormat::Multiboot2)
+    } else if image.get(LINUX_SIGNATURE_OFFSET..LINUX_SIGNATURE_OFFSET + 4)
+        == Some(LINUX_SIGNATURE.as_slice())
+    {
+        Some(DetectedFormat::Linux)
+    } else {
+        None
+    }
+}
+
+fn has_multiboot_header(image: &[u8]) -> bool {
+    (0..=MULTIBOOT_SEARCH_BYTES - MULTIBOOT_HEADER_BYTES)
+        .step_by(4)
+        .any(|offset| {
+            let field = |n: u64| u32_at(image, offset + 4 * n);
+            match (field(0), field(1), field(2)) {
+                (Some(MULTIBOOT_MAGIC), Some(flags), Some(checksum)) => {
+                    MULTIBOOT_MAGIC.wrapping_add(flags).wrapping_add(checksum) == 0
+                }
+                _ => false,
+            }
+        })
+}
+
+fn has_multiboot2_header(image: &[u8]) -> bool {
+    (0..=MULTIBOOT2_SEARCH_BYTES - MULTIBOOT2_HEADER_BYTES)
+        .step_by(8)
+        .any(|offset| {
+            let field = |n: u64| u32_at(image, offset + 4 * n);
+            match (field(0), field(1), field(2), field(3)) {
+                (Some(MULTIBOOT2_MAGIC), Some(architecture), Some(length), Some(checksum)) => {
+                    let sum = MULTIBOOT2_MAGIC
+                        .wrapping_add(architecture)
+                        .wrapping_add(length)
+                        .wrapping_add(checksum);
+                    sum == 0 && u64::from(length) >= MULTIBOOT2_HEADER_BYTES
+                }
+                _ => false,
+            }
+        })
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// An image of `size` bytes of 0x90 with a Multiboot (1) header at `offset`.
+    pub fn multiboot_image(size: usize, offset: usize) -> Vec<u8> {
+        let mut image = vec![0x90; size];
+        let flags = 0x0001_0003u32;
+        let checksum = 0u32.wrapping_sub(MULTIBOOT_MAGIC).wrapping_sub(flags);
+        for (n, value) in [MULTIBOOT_MAGIC, flags, checksum].into_iter().enumerate() {
+            image[offset + 4 * n..offset + 4 * n + 4].copy_from_slice(&value.to_le_bytes());
+        }
+        image
+    }
+
+    /// An image of `size` bytes of 0x90 with a Multiboot2 header at `offset`.
+    pub fn multiboot2_image(size: usize, offset: usize) -> Vec<u8> {
+        let mut image = vec![0x90; size];
+        let (architecture, length) = (0u32, 24u32);
+        let checksum = 0u32
+            .wrapping_sub(MULTIBOOT2_MAGIC)
+            .wrapping_sub(architecture)
+            .wrapping_sub(length);
+        let fields = [MULTIBOOT2_MAGIC, architecture, length, checksum];
+        for (n, value) in fields.into_iter().enumerate() {
+            image[offset + 4 * n..offset + 4 * n + 4].copy_from_slice(&value.to_le_bytes());
+        }
+        image
+    }
+
+    /// A bzImage-like image: 0x90 bytes with "HdrS" at 0x202.
+    pub fn linux_image(size: usize) -> Vec<u8> {
+        let mut image = vec![0x90; size];
+        image[0x1fe..0x200].copy_from_slice(&[0x55, 0xaa]);
+        image[0x202..0x206].copy_from_slice(b"HdrS");
+        image
+    }
+
+    #[test]
+    fn raw_when_nothing_matches() {
+        assert_eq!(detect(&[]), DetectedFormat::Raw);
+        assert_eq!(detect(&[0xeb, 0xfe]), DetectedFormat::Raw);
+        assert_eq!(detect(&[0x90; 40000]), DetectedFormat::Raw);
+        assert_eq!(detect(b"\x7fEL"), DetectedFormat::Raw, "magic cut short");
+        assert_eq!(detect(b"\x7fELF"), DetectedFormat::Raw, "no class byte");
+        assert_eq!(detect(b"\x7fELF\x03"), DetectedFormat::Raw, "unknown class");
+    }
+
+    #[test]
+    fn elf_by_class() {
+        assert_eq!(detect(b"\x7fELF\x01\x01\x01"), DetectedFormat::Elf32);
+        assert_eq!(detect(b"\x7fELF\x02\x01\x01"), DetectedFormat::Elf64);
+    }
+
+    #[test]
+    fn elf_wins_over_multiboot() {
+        let mut image = multiboot_image(4096, 64);
+        image[..5].copy_from_slice(b"\x7fELF\x02");
+        assert_eq!(detect(&image), DetectedFormat::Elf64);
+    }
+
+    #[test]
+    fn multiboot_header_rules() {
+        assert_eq!(detect(&multiboot_image(64, 0)), DetectedFormat::Multiboot);
+        assert_eq!(
+            detect(&multiboot_image(9000, 8180)),
+            DetectedFormat::Multiboot
+        );
+        assert_eq!(
+            detect(&multiboot_image(9000, 8184)),
+            DetectedFormat::Raw,
+            "past 8 KiB"
+        );
+        assert_eq!(
+            detect(&multiboot_image(64, 2)),
+            DetectedFormat::Raw,
+            "misaligned"
+        );
+        let mut bad = multiboot_image(64, 8);
+        bad[16] ^= 1;
+        assert_eq!(detect(&bad), DetectedFormat::Raw, "bad checksum");
+        let cut = &multiboot_image(64, 52)[..62];
+        assert_eq!(detect(cut), DetectedFormat::Raw, "header cut off");
+    }
+
+    #[test]
+    fn multiboot2_header_rules() {
+        assert_eq!(detect(&multiboot2_image(64, 0)), DetectedFormat::Multiboot2);
+        assert_eq!(
+            detect(&multiboot2_image(33000, 32752)),
+            DetectedFormat::Multiboot2
+        );
+        assert_eq!(
+            detect(&multiboot2_image(33000, 32760)),
+            DetectedFormat::Raw,
+            "past 32 KiB"
+        );
+        assert_eq!(
+            detect(&multiboot2_image(64, 4)),
+            DetectedFormat::Raw,
+            "misaligned"
+        );
+        let mut bad = multiboot2_image(64, 8);
+        bad[20] ^= 1;
+        assert_eq!(detect(&bad), DetectedFormat::Raw, "bad checksum");
+    }
+
+    #[test]
+    fn multiboot_before_multiboot2() {
+        let mut image = multiboot2_image(128, 64);
+        image[..12].copy_from_slice(&multiboot_image(12, 0));
+        assert_eq!(detect(&image), DetectedFormat::Multiboot);
+    }
+
+    #[test]
+    fn linux_signature() {
+        assert_eq!(detect(&linux_image(0x206)), DetectedFormat::Linux);
+        assert_eq!(detect(&linux_image(0x206)[..0x205]), DetectedFormat::Raw);
+    }
+
+    #[test]
+    fn names() {
+        use std::string::ToString;
+        assert_eq!(DetectedFormat::Elf64.to_string(), "ELF64");
+        assert_eq!(DetectedFormat::Multiboot2.to_string(), "Multiboot2 kernel");
+    }
+}

@@ -1,0 +1,337 @@
+//! The guest image loader: puts one guest image (the bytes of a Multiboot2
+//! module) into a VM's guest-physical memory and says how its vCPU must start.
+//!
+//! It owns format detection, ELF parsing, where raw and ELF images go, and the
+//! boot area (GDT, identity page tables, default stack) that protected and
+//! long mode need. It must not touch hardware or allocate guest memory: the
+//! memory comes in as a [`GuestMemory`], and the vCPU's initial state goes out
+//! as a [`BootState`] for the virtualization backend to apply.
+//!
+//! Images are untrusted. Every refusal is a [`LoadError`] naming the reason,
+//! no input can make the loader panic, and every check is made before the
+//! first byte is written, so a refused image leaves guest memory as it was.
+
+mod boot_area;
+mod bytes;
+mod detect;
+mod elf;
+mod error;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
+
+pub use boot_area::{CODE32_SELECTOR, CODE64_SELECTOR, DATA_SELECTOR, GDT, GDT_LIMIT, STACK_SIZE};
+pub use detect::{detect, DetectedFormat, ELF_MAGIC};
+pub use elf::{ElfClass, ElfError};
+pub use error::{LoadError, Region};
+
+use crate::options::{CpuMode, ImageFormat, ModuleOptions};
+use alloc::vec::Vec;
+use boot_area::Plan;
+use elf::ElfImage;
+
+/// Where a raw image loads unless `load=` says otherwise: a boot sector's address.
+pub const DEFAULT_RAW_LOAD: u64 = 0x7c00;
+
+/// The first address real mode cannot reach (without the A20 wrap-around).
+const REAL_MODE_LIMIT: u64 = 1 << 20;
+/// The first address flat 32-bit protected mode cannot reach.
+const PROTECTED_MODE_LIMIT: u64 = 1 << 32;
+/// The first address past the lower canonical half of a 48-bit address space,
+/// which is all an identity map can cover (SDM Vol. 3A, 3.3.7.1 "Canonical
+/// Addressing").
+const LONG_MODE_LIMIT: u64 = 1 << 47;
+/// The size of a real-mode segment: SP is 16 bits.
+const REAL_MODE_SEGMENT: u64 = 1 << 16;
+
+/// Zeroes for [`GuestMemory::zero`]'s default.
+static ZEROS: [u8; 4096] = [0; 4096];
+
+/// Guest-physical memory of one VM: `[0, size)` bytes, zeroed at creation.
+pub trait GuestMemory {
+    /// The size of guest RAM in bytes.
+    fn size(&self) -> u64;
+    /// Writes `bytes` at guest-physical `gpa`; the loader checks that
+    /// `[gpa, gpa + bytes.len())` lies inside guest RAM first.
+    fn write(&mut self, gpa: u64, bytes: &[u8]);
+    /// Zeroes `[gpa, gpa + length)`, checked like `write`. The default writes
+    /// 4 KiB of zeroes at a time; a backend with a faster fill overrides it.
+    fn zero(&mut self, gpa: u64, length: u64) {
+        let mut at = gpa;
+        let mut left = length;
+        while left > 0 {
+            let chunk = left.min(ZEROS.len() as u64);
+            self.write(at, &ZEROS[..chunk as usize]);
+            at = at.saturating_add(chunk);
+            left -= chunk;
+        }
+    }
+    /// The page-aligned 4 KiB page at `gpa` as a page table, for building
+    /// page tables in the guest; the loader checks that it is in guest RAM.
+    fn table(&mut self, gpa: u64) -> &mut [u64; 512];
+}
+
+/// How the vCPU must start once the image is loaded.
+///
+/// Segment registers follow from `mode`: real mode has CS = `real_mode_cs`
+/// and every other segment register 0; protected mode has CS =
+/// [`CODE32_SELECTOR`], long mode CS = [`CODE64_SELECTOR`], and both have
+/// [`DATA_SELECTOR`] in DS, ES, FS, GS and SS, as described by [`GDT`] at
+/// `gdt_base`. Long mode also needs CR0.PE/PG, CR4.PAE and EFER.LME/LMA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootState {
+    /// What was loaded: `Raw`, `Elf32` or `Elf64`.
+    pub format: DetectedFormat,
+    /// The mode the vCPU starts in.
+    pub mode: CpuMode,
+    /// RIP. In real mode it is the offset from CS's base (`real_mode_cs << 4`).
+    pub entry: u64,
+    /// The real-mode CS selector; 0 in the other modes.
+    pub real_mode_cs: u16,
+    /// The initial RSP, a default that most guests replace. In protected and
+    /// long mode it is the top of a [`STACK_SIZE`] stack just below the GDT.
+    /// In real mode it is SP with SS = 0: just below the image when that
+    /// starts in the first 64 KiB (a boot sector's stack), else the top of
+    /// the first 64 KiB, where 0 stands for 0x10000 (the first push wraps).
+    pub stack: u64,
+    /// Long mode: the guest-physical PML4 of the identity map of guest RAM; else 0.
+    pub cr3: u64,
+    /// Protected and long mode: the guest-physical address of [`GDT`]; else 0.
+    pub gdt_base: u64,
+    /// Protected and long mode: [`GDT_LIMIT`]; else 0.
+    pub gdt_limit: u16,
+    /// The guest-physical ranges the image occupies, `(start, length)`.
+    pub loaded: Vec<(u64, u64)>,
+    /// The range holding the default stack, GDT and page tables,
+    /// `(start, length)` at the top of guest RAM; `(0, 0)` in real mode. The
+    /// guest must be told it is in use (a memory map marks it reserved).
+    pub boot_area: (u64, u64),
+}
+
+impl BootState {
+    /// The entry point as a guest-physical address (CS base + RIP in real mode).
+    pub fn linear_entry(&self) -> u64 {
+        (u64::from(self.real_mode_cs) << 4) + self.entry
+    }
+}
+
+/// Loads `image` into `memory` as `options` say (`format=`, `load=`,
+/// `entry=`, `mode=`) and returns how the vCPU must start.
+///
+/// `format=auto` detects the format. ELF32 and ELF64 executables load their
+/// PT_LOAD segments at their physical addresses and start in protected and
+/// long mode; anything else without a known signature is a raw image, loaded
+/// at `load=` (default [`DEFAULT_RAW_LOAD`]) and started in real mode at
+/// `entry=` (default: the load address). `mode=` overrides the start mode of
+/// every format, and `entry=` (a guest-physical address) overrides e_entry.
+/// Multiboot, Multiboot2 and Linux images are refused unless they are also
+/// valid ELF executables.
+pub fn load(
+    image: &[u8],
+    options: &ModuleOptions,
+    memory: &mut impl GuestMemory,
+) -> Result<BootState, LoadError> {
+    if image.is_empty() {
+        return Err(LoadError::EmptyImage);
+    }
+    match options.format {
+        ImageFormat::Raw => load_raw(image, options, memory),
+        ImageFormat::Elf => load_elf(image, &elf::parse(image)?, options, memory),
+        ImageFormat::Multiboot => Err(LoadError::Unsupported(DetectedFormat::Multiboot)),
+        ImageFormat::Linux => Err(LoadError::Unsupported(DetectedFormat::Linux)),
+        ImageFormat::Auto if image.starts_with(&ELF_MAGIC) => {
+            match elf::parse(image) {
+                Ok(elf) => load_elf(image, &elf, options, memory),
+                // A Multiboot kernel whose ELF headers we cannot use is still a
+                // Multiboot kernel: say that, rather than what is wrong with its ELF.
+                Err(error) => Err(detect::other_format(image)
+                    .map_or(LoadError::Elf(error), LoadError::Unsupported)),
+            }
+        }
+        ImageFormat::Auto => match detect::other_format(image) {
+            Some(format) => Err(LoadError::Unsupported(format)),
+            None => load_raw(image, options, memory),
+        },
+    }
+}
+
+/// One range to place: file bytes followed by zeroes up to `size`.
+struct Piece<'i> {
+    region: Region,
+    start: u64,
+    bytes: &'i [u8],
+    size: u64,
+}
+
+fn load_raw(
+    image: &[u8],
+    options: &ModuleOptions,
+    memory: &mut impl GuestMemory,
+) -> Result<BootState, LoadError> {
+    let ram = memory.size();
+    let size = image.len() as u64;
+    if size > ram {
+        return Err(LoadError::ImageTooLarge { size, ram });
+    }
+    let start = options.load.unwrap_or(DEFAULT_RAW_LOAD);
+    let piece = Piece {
+        region: Region::Image,
+        start,
+        bytes: image,
+        size,
+    };
+    let entry = options.entry.unwrap_or(start);
+    let mode = options.mode.unwrap_or(CpuMode::Real);
+    place(DetectedFormat::Raw, &[piece], entry, mode, memory)
+}
+
+fn load_elf(
+    image: &[u8],
+    elf: &ElfImage,
+    options: &ModuleOptions,
+    memory: &mut impl GuestMemory,
+) -> Result<BootState, LoadError> {
+    let pieces: Vec<Piece> = elf
+        .segments
+        .iter()
+        .map(|segment| Piece {
+            region: Region::Segment,
+            start: segment.physical,
+            bytes: segment.file_bytes(image),
+            size: segment.memory_size,
+        })
+        .collect();
+    let (format, mode) = match elf.class {
+        ElfClass::Elf32 => (DetectedFormat::Elf32, CpuMode::Protected),
+        ElfClass::Elf64 => (DetectedFormat::Elf64, CpuMode::Long),
+    };
+    let entry = options.entry.unwrap_or_else(|| elf.physical_entry());
+    place(format, &pieces, entry, options.mode.unwrap_or(mode), memory)
+}
+
+/// Checks everything, then writes the pieces and the boot area.
+fn place(
+    format: DetectedFormat,
+    pieces: &[Piece],
+    entry: u64,
+    mode: CpuMode,
+    memory: &mut impl GuestMemory,
+) -> Result<BootState, LoadError> {
+    let ram = memory.size();
+    let mut loaded = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        let (region, start, size) = (piece.region, piece.start, piece.size);
+        let end = start.checked_add(size).ok_or(LoadError::AddressOverflow {
+            region,
+            start,
+            size,
+        })?;
+        if end > ram {
+            return Err(LoadError::OutsideRam {
+                region,
+                start,
+                end,
+                ram,
+            });
+        }
+        loaded.push((start, size));
+    }
+    check_overlaps(&loaded)?;
+    check_entry(entry, mode, &loaded, ram)?;
+    let plan = Plan::new(mode, ram, &loaded)?;
+
+    for piece in pieces {
+        // `bytes` is never longer than `size`: p_filesz <= p_memsz was checked.
+        let copied = piece.bytes.len() as u64;
+        memory.write(piece.start, piece.bytes);
+        memory.zero(piece.start + copied, piece.size.saturating_sub(copied));
+    }
+    let mut state = BootState {
+        format,
+        mode,
+        entry,
+        real_mode_cs: 0,
+        stack: 0,
+        cr3: 0,
+        gdt_base: 0,
+        gdt_limit: 0,
+        loaded,
+        boot_area: (0, 0),
+    };
+    match plan {
+        None => {
+            // Real mode: pick CS so that IP fits in 16 bits; CS = 0 below
+            // 64 KiB, so a boot sector starts at 0000:7C00 as the BIOS does.
+            state.real_mode_cs = ((entry >> 16) << 12) as u16;
+            state.entry = entry & 0xffff;
+            state.stack = real_mode_stack(ram, &state.loaded);
+        }
+        Some(plan) => {
+            let built = plan.build(memory)?;
+            state.stack = built.stack;
+            state.cr3 = built.cr3;
+            state.gdt_base = built.gdt_base;
+            state.gdt_limit = GDT_LIMIT;
+            state.boot_area = built.area;
+        }
+    }
+    Ok(state)
+}
+
+/// Refuses two loaded ranges that share a byte.
+fn check_overlaps(loaded: &[(u64, u64)]) -> Result<(), LoadError> {
+    let mut sorted: Vec<(u64, u64)> = loaded
+        .iter()
+        .map(|&(start, size)| (start, start + size))
+        .collect();
+    sorted.sort_unstable();
+    match sorted.windows(2).find(|pair| pair[1].0 < pair[0].1) {
+        Some(pair) => Err(LoadError::Overlap {
+            first: pair[0],
+            second: pair[1],
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The entry point must be in guest RAM, inside something loaded (else the
+/// vCPU would execute zeroes), and reachable in the start mode.
+fn check_entry(
+    entry: u64,
+    mode: CpuMode,
+    loaded: &[(u64, u64)],
+    ram: u64,
+) -> Result<(), LoadError> {
+    if entry >= ram {
+        return Err(LoadError::EntryOutsideRam { entry, ram });
+    }
+    if !loaded
+        .iter()
+        .any(|&(start, size)| entry >= start && entry - start < size)
+    {
+        return Err(LoadError::EntryOutsideImage { entry });
+    }
+    let limit = match mode {
+        CpuMode::Real => REAL_MODE_LIMIT,
+        CpuMode::Protected => PROTECTED_MODE_LIMIT,
+        CpuMode::Long => LONG_MODE_LIMIT,
+    };
+    if entry >= limit {
+        return Err(LoadError::EntryNotReachable { entry, mode });
+    }
+    Ok(())
+}
+
+/// SP for real mode with SS = 0 (see [`BootState::stack`]).
+fn real_mode_stack(ram: u64, loaded: &[(u64, u64)]) -> u64 {
+    let limit = ram.min(REAL_MODE_SEGMENT);
+    let lowest = loaded.iter().map(|&(start, _)| start).min().unwrap_or(0);
+    let top = if lowest > 0 && lowest <= limit {
+        lowest
+    } else {
+        limit
+    };
+    // Word-aligned, and 0x10000 becomes 0: SP is 16 bits.
+    (top & !1) % REAL_MODE_SEGMENT
+}

@@ -1,0 +1,91 @@
+//! The MSRs a guest can reach through RDMSR/WRMSR exits.
+//!
+//! The MSR bitmap lets the segment-base, SYSENTER and SYSCALL MSRs through
+//! (see `vm::PASS_THROUGH_MSRS`); every other access exits here. A small set
+//! is virtualized; any other MSR raises #GP, as on a CPU that lacks it.
+
+use crate::vmx::vmcs::{control, guest};
+
+const IA32_TSC: u32 = 0x10;
+const IA32_PLATFORM_ID: u32 = 0x17;
+const IA32_APIC_BASE: u32 = 0x1b;
+const IA32_FEATURE_CONTROL: u32 = 0x3a;
+const IA32_BIOS_SIGN_ID: u32 = 0x8b;
+const IA32_MTRRCAP: u32 = 0xfe;
+const IA32_MISC_ENABLE: u32 = 0x1a0;
+const IA32_PAT: u32 = 0x277;
+const IA32_MTRR_DEF_TYPE: u32 = 0x2ff;
+const IA32_EFER: u32 = 0xc000_0080;
+
+/// The xAPIC at its architectural base, enabled, this vCPU the BSP.
+const APIC_BASE_VALUE: u64 = 0xfee0_0000 | (1 << 11) | (1 << 8);
+/// EFER bits a guest may set: SCE, LME, LMA (read-only), NXE.
+const EFER_WRITABLE: u64 = (1 << 0) | (1 << 8) | (1 << 11);
+const EFER_LMA: u64 = 1 << 10;
+/// MTRR_DEF_TYPE bits: type (7:0), fixed-range enable (10), enable (11).
+const MTRR_DEF_TYPE_WRITABLE: u64 = 0xff | (1 << 10) | (1 << 11);
+
+/// Per-VM values of the virtualized MSRs.
+#[derive(Debug, Clone, Copy)]
+pub struct VirtualMsrs {
+    mtrr_def_type: u64,
+    misc_enable: u64,
+}
+
+impl Default for VirtualMsrs {
+    fn default() -> Self {
+        VirtualMsrs {
+            mtrr_def_type: 0,
+            // Fast strings, as firmware leaves it.
+            misc_enable: 1,
+        }
+    }
+}
+
+fn valid_pat(value: u64) -> bool {
+    // Each of the 8 entries must name a defined memory type (SDM 13.12.2).
+    value
+        .to_le_bytes()
+        .iter()
+        .all(|&entry| matches!(entry, 0 | 1 | 4 | 5 | 6 | 7))
+}
+
+/// The value of `msr` for the guest, or `None` for #GP.
+pub fn read(msrs: &VirtualMsrs, msr: u32) -> Option<u64> {
+    Some(match msr {
+        IA32_TSC => crate::arch::tsc::rdtsc().wrapping_add(control::TSC_OFFSET.read()),
+        IA32_PLATFORM_ID | IA32_BIOS_SIGN_ID | IA32_MTRRCAP => 0,
+        IA32_APIC_BASE => APIC_BASE_VALUE,
+        // Locked with VMX disabled: the guest sees no VMX to turn on.
+        IA32_FEATURE_CONTROL => 1,
+        IA32_MISC_ENABLE => msrs.misc_enable,
+        IA32_PAT => guest::PAT.read(),
+        IA32_MTRR_DEF_TYPE => msrs.mtrr_def_type,
+        IA32_EFER => guest::EFER.read(),
+        _ => return None,
+    })
+}
+
+/// Applies a guest write; `false` means #GP.
+pub fn write(msrs: &mut VirtualMsrs, msr: u32, value: u64) -> bool {
+    match msr {
+        IA32_TSC => {
+            let offset = value.wrapping_sub(crate::arch::tsc::rdtsc());
+            control::TSC_OFFSET.write(offset);
+        }
+        // Microcode-update signature: writing 0 before CPUID is the
+        // documented way to read it back; accept and ignore.
+        IA32_BIOS_SIGN_ID => {}
+        IA32_APIC_BASE if value == APIC_BASE_VALUE => {}
+        IA32_MISC_ENABLE => msrs.misc_enable = value,
+        IA32_PAT if valid_pat(value) => guest::PAT.write(value),
+        IA32_MTRR_DEF_TYPE if value & !MTRR_DEF_TYPE_WRITABLE == 0 => msrs.mtrr_def_type = value,
+        IA32_EFER if value & !(EFER_WRITABLE | EFER_LMA) == 0 => {
+            // LMA follows CR0.PG and LME; the guest cannot set it directly.
+            let lma = guest::EFER.read() & EFER_LMA;
+            guest::EFER.write((value & EFER_WRITABLE) | lma);
+        }
+        _ => return false,
+    }
+    true
+}

@@ -1,0 +1,160 @@
+//! The world switch: VMLAUNCH/VMRESUME and the VM-exit landing pad.
+//!
+//! VMX saves and loads RSP, RIP and RFLAGS through the VMCS but none of the
+//! other general-purpose registers (SDM Vol. 3C, 28.1 "Architectural State
+//! Before a VM Exit"), so the stub keeps them in [`GuestRegisters`]. The host
+//! RSP in the VMCS is refreshed before every entry, so the exit lands on the
+//! same stack frame that entered, with the callee-saved registers of the
+//! Rust caller on it.
+
+use core::arch::global_asm;
+
+/// The guest's general-purpose registers while the host runs.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GuestRegisters {
+    /// RAX.
+    pub rax: u64,
+    /// RBX.
+    pub rbx: u64,
+    /// RCX.
+    pub rcx: u64,
+    /// RDX.
+    pub rdx: u64,
+    /// RSI.
+    pub rsi: u64,
+    /// RDI.
+    pub rdi: u64,
+    /// RBP.
+    pub rbp: u64,
+    /// R8.
+    pub r8: u64,
+    /// R9.
+    pub r9: u64,
+    /// R10.
+    pub r10: u64,
+    /// R11.
+    pub r11: u64,
+    /// R12.
+    pub r12: u64,
+    /// R13.
+    pub r13: u64,
+    /// R14.
+    pub r14: u64,
+    /// R15.
+    pub r15: u64,
+}
+
+/// How a VMLAUNCH/VMRESUME ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryResult {
+    /// The guest ran and exited; the exit reason is in the VMCS.
+    Exited,
+    /// VMfailInvalid: there was no valid current VMCS.
+    FailInvalid,
+    /// VMfailValid: the VM-instruction error field says why.
+    FailValid,
+}
+
+extern "C" {
+    /// Enters the guest. Returns 0 after a VM exit, 1 on VMfailInvalid and
+    /// 2 on VMfailValid.
+    fn vmx_enter(registers: *mut GuestRegisters, launched: u64) -> u64;
+}
+
+global_asm!(
+    r#"
+    .section .text
+    .global vmx_enter
+vmx_enter:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    push rdi                            /* [rsp] = &GuestRegisters */
+    mov rax, {host_rsp}
+    vmwrite rax, rsp
+    cmp rsi, 0                          /* flags survive the loads below */
+    mov rax, [rdi + 0]
+    mov rbx, [rdi + 8]
+    mov rcx, [rdi + 16]
+    mov rdx, [rdi + 24]
+    mov rsi, [rdi + 32]
+    mov rbp, [rdi + 48]
+    mov r8,  [rdi + 56]
+    mov r9,  [rdi + 64]
+    mov r10, [rdi + 72]
+    mov r11, [rdi + 80]
+    mov r12, [rdi + 88]
+    mov r13, [rdi + 96]
+    mov r14, [rdi + 104]
+    mov r15, [rdi + 112]
+    mov rdi, [rdi + 40]
+    je 1f
+    vmresume
+    jmp 2f
+1:  vmlaunch
+2:  /* Entry failed: CF set = VMfailInvalid, ZF set = VMfailValid. */
+    mov eax, 1
+    mov ecx, 2
+    cmovz eax, ecx
+    pop rdi
+    jmp 3f
+
+    .global vmx_exit
+vmx_exit:
+    xchg rdi, [rsp]                     /* rdi = &GuestRegisters, [rsp] = guest rdi */
+    mov [rdi + 0], rax
+    mov [rdi + 8], rbx
+    mov [rdi + 16], rcx
+    mov [rdi + 24], rdx
+    mov [rdi + 32], rsi
+    mov [rdi + 48], rbp
+    mov [rdi + 56], r8
+    mov [rdi + 64], r9
+    mov [rdi + 72], r10
+    mov [rdi + 80], r11
+    mov [rdi + 88], r12
+    mov [rdi + 96], r13
+    mov [rdi + 104], r14
+    mov [rdi + 112], r15
+    pop rax
+    mov [rdi + 40], rax
+    xor eax, eax
+3:  pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+"#,
+    host_rsp = const x86::vmx::vmcs::host::RSP,
+);
+
+extern "C" {
+    fn vmx_exit();
+}
+
+/// The address the VMCS host-RIP field must hold.
+pub fn exit_address() -> u64 {
+    vmx_exit as *const () as u64
+}
+
+/// Runs the guest of the current VMCS until it exits.
+///
+/// # Safety
+/// A VMCS must be current on this CPU with complete host state (host RIP =
+/// [`exit_address`]) and guest state; `launched` must say whether it was
+/// launched since its last VMCLEAR.
+pub unsafe fn enter(registers: &mut GuestRegisters, launched: bool) -> EntryResult {
+    // SAFETY: forwarded to the caller; the stub preserves every callee-saved
+    // register and returns on the same stack.
+    match unsafe { vmx_enter(registers, launched as u64) } {
+        0 => EntryResult::Exited,
+        1 => EntryResult::FailInvalid,
+        _ => EntryResult::FailValid,
+    }
+}
