@@ -1,0 +1,49 @@
+#!/bin/sh
+# Checks the built guest images against what tessera's loader expects and
+# prints one line per image with its size. Usage: check-images.sh BUILD_DIR ELF...
+#   hello.bin: a 512-byte flat image ending in the 0x55AA boot signature.
+#   *.elf:     ELF64 x86-64 ET_EXEC, entry 0x100000, every PT_LOAD with
+#              p_paddr == p_vaddr and the first at 0x100000, no PT_INTERP or
+#              PT_DYNAMIC (the loader applies no relocations).
+set -eu
+build=$1
+shift
+status=0
+
+fail() {
+    echo "check-images: $1" >&2
+    status=1
+}
+
+bin=$build/hello.bin
+size=$(wc -c < "$bin")
+signature=$(od -An -tx1 -j510 -N2 "$bin" | tr -d ' \n')
+[ "$size" -eq 512 ] || fail "$bin: $size bytes, expected 512"
+[ "$signature" = 55aa ] || fail "$bin: boot signature is '$signature', expected 55aa"
+printf '%-12s %6d bytes  real mode, loads at 0x7c00\n' hello.bin "$size"
+
+for name in "$@"; do
+    elf=$build/$name.elf
+    header=$(readelf -hW "$elf")
+    echo "$header" | grep -Eq 'Class:[[:space:]]+ELF64' || fail "$elf: not ELF64"
+    echo "$header" | grep -Eq 'Machine:[[:space:]]+Advanced Micro Devices X86-64' || fail "$elf: not x86-64"
+    type=$(echo "$header" | awk '/Type:/ { print $2 }')
+    [ "$type" = EXEC ] || fail "$elf: ET_$type, expected ET_EXEC (a PIE?)"
+    entry=$(echo "$header" | awk '/Entry point address/ { print $4 }')
+    [ "$entry" = 0x100000 ] || fail "$elf: entry $entry, expected 0x100000"
+    segments=$(readelf -lW "$elf")
+    if echo "$segments" | grep -Eq '^[[:space:]]+(INTERP|DYNAMIC)'; then
+        fail "$elf: has PT_INTERP or PT_DYNAMIC"
+    fi
+    loads=$(echo "$segments" | awk '$1 == "LOAD"')
+    first=$(echo "$loads" | awk 'NR == 1 { print $3 }')
+    [ "$(( $first ))" -eq $((0x100000)) ] || fail "$elf: first PT_LOAD at $first, expected 0x100000"
+    echo "$loads" | awk '$3 != $4 { exit 1 }' || fail "$elf: a PT_LOAD has p_paddr != p_vaddr"
+    end=0
+    for segment_end in $(echo "$loads" | awk '{ print $3 "+" $6 }'); do
+        [ $(( $segment_end )) -gt "$end" ] && end=$(( $segment_end ))
+    done
+    end=$(printf '0x%x' "$end")
+    printf '%-12s %6d bytes  ELF ET_%s, %s..%s\n' "$name.elf" "$(wc -c < "$elf")" "$type" "$(printf 0x%x "$(( $first ))")" "$end"
+done
+exit $status
