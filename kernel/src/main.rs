@@ -41,7 +41,7 @@ fn main() {
 mod kernel {
     use crate::boot::info::{BootInfo, Firmware};
     use crate::{arch, console, mm, power, vmm, vmx};
-    use tessera_kernel::options::{HypervisorOptions, IdleAction, LogLevel};
+    use tessera_kernel::options::{CrashTest, HypervisorOptions, IdleAction, LogLevel};
     use tessera_kernel::phys::{free_frames, PhysRange};
     use tessera_kernel::size::Bytes;
 
@@ -107,6 +107,9 @@ mod kernel {
         arch::cpu::report(&virtualization);
         power::init(boot.rsdp);
 
+        if let Some(test) = options.crash_test {
+            crash_on_purpose(test);
+        }
         if boot.modules().is_empty() {
             println!("tessera: nothing to run: no guest modules were loaded");
             idle(options.on_idle);
@@ -226,9 +229,36 @@ mod kernel {
         }
     }
 
+    /// Fails on purpose so that tests can check the crash reports.
+    fn crash_on_purpose(test: CrashTest) -> ! {
+        log::warn!("crash-test: failing on purpose ({:?})", test);
+        match test {
+            CrashTest::PageFault => {
+                // Page 0 is left unmapped by `arch::paging`.
+                // SAFETY: deliberately unsound: this read must fault.
+                let value = unsafe { core::ptr::read_volatile(core::ptr::null::<u64>()) };
+                panic!(
+                    "read of address 0 returned {:#x} instead of faulting",
+                    value
+                )
+            }
+            CrashTest::StackOverflow => {
+                #[allow(unconditional_recursion)]
+                fn recurse(depth: u64) -> u64 {
+                    let frame = core::hint::black_box([depth; 64]);
+                    recurse(frame[3] + 1) + frame[7]
+                }
+                let depth = recurse(0);
+                panic!("recursion returned {}", depth)
+            }
+            CrashTest::Panic => panic!("crash-test=panic"),
+        }
+    }
+
     fn idle(action: IdleAction) -> ! {
         match action {
             IdleAction::PowerOff => power::power_off("no VM left to run"),
+            IdleAction::Reboot => power::reboot(),
             IdleAction::Halt => {
                 println!("tessera: halted (on-idle=halt); reset the machine to restart");
                 console::drain();

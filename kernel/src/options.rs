@@ -43,8 +43,22 @@ pub enum IdleAction {
     PowerOff,
     /// Stop the CPUs and wait for a reset.
     Halt,
+    /// Reset the machine (and so boot everything again).
+    Reboot,
     /// Hand the serial console to the operator shell.
     Shell,
+}
+
+/// A deliberate failure for testing the crash reports (`crash-test=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashTest {
+    /// Read an unmapped address: #PF.
+    PageFault,
+    /// Recurse until the guard page under the stack: #PF on the guard,
+    /// which must still produce a report.
+    StackOverflow,
+    /// A Rust panic.
+    Panic,
 }
 
 /// The hypervisor's options, from the `multiboot2` line.
@@ -58,6 +72,8 @@ pub struct HypervisorOptions {
     pub console: ConsoleStyle,
     /// `on-idle=`
     pub on_idle: IdleAction,
+    /// `crash-test=`: fail on purpose after the boot summary.
+    pub crash_test: Option<CrashTest>,
 }
 
 impl Default for HypervisorOptions {
@@ -67,6 +83,7 @@ impl Default for HypervisorOptions {
             timeslice_us: 10_000,
             console: ConsoleStyle::Plain,
             on_idle: IdleAction::PowerOff,
+            crash_test: None,
         }
     }
 }
@@ -159,8 +176,15 @@ impl HypervisorOptions {
                 "on-idle" => match value {
                     "poweroff" => options.on_idle = IdleAction::PowerOff,
                     "halt" => options.on_idle = IdleAction::Halt,
+                    "reboot" => options.on_idle = IdleAction::Reboot,
                     "shell" => options.on_idle = IdleAction::Shell,
-                    _ => warnings.push(bad("poweroff|halt|shell")),
+                    _ => warnings.push(bad("poweroff|halt|reboot|shell")),
+                },
+                "crash-test" => match value {
+                    "page-fault" => options.crash_test = Some(CrashTest::PageFault),
+                    "stack-overflow" => options.crash_test = Some(CrashTest::StackOverflow),
+                    "panic" => options.crash_test = Some(CrashTest::Panic),
+                    _ => warnings.push(bad("page-fault|stack-overflow|panic")),
                 },
                 _ => warnings.push(OptionWarning::Unknown(token.to_string())),
             }
@@ -461,6 +485,8 @@ mod tests {
         assert_eq!(options.timeslice_us, 5000);
         assert_eq!(options.console, ConsoleStyle::Color);
         assert_eq!(options.on_idle, IdleAction::Halt);
+        let (options, _) = HypervisorOptions::parse("crash-test=stack-overflow");
+        assert_eq!(options.crash_test, Some(CrashTest::StackOverflow));
     }
 
     #[test]

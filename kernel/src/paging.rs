@@ -152,7 +152,7 @@ impl<F: TableFormat> PageTables<F> {
         flags: u64,
     ) -> Result<(), MapError> {
         let bytes = size.bytes();
-        if input % bytes != 0 || output % bytes != 0 || input >= 1 << 48 {
+        if !input.is_multiple_of(bytes) || !output.is_multiple_of(bytes) || input >= 1 << 48 {
             return Err(MapError::Misaligned(input));
         }
         let mut table = self.root;
@@ -196,7 +196,10 @@ impl<F: TableFormat> PageTables<F> {
         flags: u64,
         huge: bool,
     ) -> Result<(), MapError> {
-        if input % 4096 != 0 || output % 4096 != 0 || length % 4096 != 0 {
+        if !input.is_multiple_of(4096)
+            || !output.is_multiple_of(4096)
+            || !length.is_multiple_of(4096)
+        {
             return Err(MapError::Misaligned(input));
         }
         let mut offset = 0;
@@ -205,7 +208,9 @@ impl<F: TableFormat> PageTables<F> {
             let size = [PageSize::Huge, PageSize::Large]
                 .into_iter()
                 .filter(|&s| huge || s != PageSize::Huge)
-                .find(|s| i % s.bytes() == 0 && o % s.bytes() == 0 && left >= s.bytes())
+                .find(|s| {
+                    i.is_multiple_of(s.bytes()) && o.is_multiple_of(s.bytes()) && left >= s.bytes()
+                })
                 .unwrap_or(PageSize::Small);
             self.map(memory, i, o, size, flags)?;
             offset += size.bytes();

@@ -67,7 +67,7 @@ impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let value = self.0;
         for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
-            if value != 0 && value % (1u64 << shift) == 0 {
+            if value != 0 && value.is_multiple_of(1u64 << shift) {
                 return write!(f, "{} {}", value >> shift, unit);
             }
         }

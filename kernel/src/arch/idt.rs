@@ -303,6 +303,16 @@ extern "C" fn exception_report(frame: &ExceptionFrame) -> ! {
             }
         );
     }
+    let guards = super::paging::kernel_layout().guards;
+    let names = ["boot", "double-fault", "NMI", "machine-check"];
+    for (guard, name) in guards.iter().zip(names) {
+        if (*guard..*guard + 4096).contains(&cr2) && matches!(frame.vector, 8 | 14) {
+            crate::println!(
+                "  CR2 lies in the guard page below the {} stack: a stack overflow",
+                name
+            );
+        }
+    }
     crate::println!("tessera: system halted");
     crate::console::drain();
     super::halt_forever()

@@ -82,7 +82,7 @@ pub(super) struct Built {
 /// 512 GiB, a PD per 1 GiB and one PT for the tail. 1 GiB pages would need
 /// fewer, but a guest CPU need not have them (CPUID.80000001H:EDX[26]).
 fn tables_needed(mapped: u64) -> u64 {
-    let tail = u64::from(mapped % TWO_MIB != 0);
+    let tail = u64::from(!mapped.is_multiple_of(TWO_MIB));
     1 + mapped.div_ceil(PDPT_REACH) + mapped.div_ceil(ONE_GIB) + tail
 }
 

@@ -96,35 +96,55 @@ pub(super) fn other_format(image: &[u8]) -> Option<DetectedFormat> {
 }
 
 fn has_multiboot_header(image: &[u8]) -> bool {
-    (0..=MULTIBOOT_SEARCH_BYTES - MULTIBOOT_HEADER_BYTES)
-        .step_by(4)
-        .any(|offset| {
-            let field = |n: u64| u32_at(image, offset + 4 * n);
-            match (field(0), field(1), field(2)) {
-                (Some(MULTIBOOT_MAGIC), Some(flags), Some(checksum)) => {
-                    MULTIBOOT_MAGIC.wrapping_add(flags).wrapping_add(checksum) == 0
-                }
-                _ => false,
-            }
-        })
+    header_offsets(
+        image,
+        MULTIBOOT_SEARCH_BYTES,
+        MULTIBOOT_HEADER_BYTES,
+        4,
+        MULTIBOOT_MAGIC,
+    )
+    .any(|offset| {
+        let field = |n: u64| u32_at(image, offset + 4 * n).unwrap_or(0);
+        MULTIBOOT_MAGIC
+            .wrapping_add(field(1))
+            .wrapping_add(field(2))
+            == 0
+    })
 }
 
 fn has_multiboot2_header(image: &[u8]) -> bool {
-    (0..=MULTIBOOT2_SEARCH_BYTES - MULTIBOOT2_HEADER_BYTES)
-        .step_by(8)
-        .any(|offset| {
-            let field = |n: u64| u32_at(image, offset + 4 * n);
-            match (field(0), field(1), field(2), field(3)) {
-                (Some(MULTIBOOT2_MAGIC), Some(architecture), Some(length), Some(checksum)) => {
-                    let sum = MULTIBOOT2_MAGIC
-                        .wrapping_add(architecture)
-                        .wrapping_add(length)
-                        .wrapping_add(checksum);
-                    sum == 0 && u64::from(length) >= MULTIBOOT2_HEADER_BYTES
-                }
-                _ => false,
-            }
-        })
+    header_offsets(
+        image,
+        MULTIBOOT2_SEARCH_BYTES,
+        MULTIBOOT2_HEADER_BYTES,
+        8,
+        MULTIBOOT2_MAGIC,
+    )
+    .any(|offset| {
+        let field = |n: u64| u32_at(image, offset + 4 * n).unwrap_or(0);
+        let sum = MULTIBOOT2_MAGIC
+            .wrapping_add(field(1))
+            .wrapping_add(field(2))
+            .wrapping_add(field(3));
+        sum == 0 && u64::from(field(2)) >= MULTIBOOT2_HEADER_BYTES
+    })
+}
+
+/// The `align`-aligned offsets holding `magic` at which a header of
+/// `header_bytes` fits both in the image and in its first `search_bytes`.
+fn header_offsets(
+    image: &[u8],
+    search_bytes: u64,
+    header_bytes: u64,
+    align: usize,
+    magic: u32,
+) -> impl Iterator<Item = u64> + '_ {
+    let last = search_bytes
+        .min(image.len() as u64)
+        .checked_sub(header_bytes);
+    last.into_iter()
+        .flat_map(move |last| (0..=last).step_by(align))
+        .filter(move |&offset| u32_at(image, offset) == Some(magic))
 }
 
 #[cfg(test)]

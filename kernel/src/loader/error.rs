@@ -1,6 +1,6 @@
 //! Why a guest image could not be loaded: one variant per reason, each
 //! printing a single line that names the addresses involved, so that the
-//! console line "module X skipped: <reason>" tells the operator what to fix.
+//! console line `module X skipped: <reason>` tells the operator what to fix.
 
 use super::detect::DetectedFormat;
 use super::elf::ElfError;

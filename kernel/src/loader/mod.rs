@@ -17,6 +17,8 @@ mod detect;
 mod elf;
 mod error;
 #[cfg(test)]
+mod robustness_tests;
+#[cfg(test)]
 mod testing;
 #[cfg(test)]
 mod tests;
@@ -48,7 +50,8 @@ const REAL_MODE_SEGMENT: u64 = 1 << 16;
 /// Zeroes for [`GuestMemory::zero`]'s default.
 static ZEROS: [u8; 4096] = [0; 4096];
 
-/// Guest-physical memory of one VM: `[0, size)` bytes, zeroed at creation.
+/// Guest-physical memory of one VM: `[0, size)` bytes, zeroed at creation;
+/// `size` is a whole number of 4 KiB pages (`mem=` guarantees it).
 pub trait GuestMemory {
     /// The size of guest RAM in bytes.
     fn size(&self) -> u64;

@@ -73,7 +73,7 @@ impl GuestMemory for GuestRam {
     }
 
     fn table(&mut self, gpa: u64) -> &mut [u64; 512] {
-        assert!(gpa % 4096 == 0 && gpa + 4096 <= self.size());
+        assert!(gpa.is_multiple_of(4096) && gpa + 4096 <= self.size());
         // SAFETY: a page-aligned page inside this VM's RAM (asserted).
         unsafe { &mut *((self.range.start + gpa) as *mut [u64; 512]) }
     }

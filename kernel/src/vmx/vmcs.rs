@@ -5,7 +5,8 @@
 //! written with a 64-bit value, and the read-only exit-information fields
 //! have no `write` at all. Reads and writes act on the current VMCS; a
 //! failure means tessera used a field this CPU does not have, which is a
-//! hypervisor bug and panics with the encoding.
+//! hypervisor bug and panics with the encoding. Host RSP has no constant:
+//! only the entry stub writes it (`entry.rs`).
 
 use x86::bits64::vmx::{vmread, vmwrite};
 
@@ -31,6 +32,7 @@ macro_rules! field_type {
         impl $name {
             /// Reads the field of the current VMCS.
             #[inline]
+            #[allow(dead_code)] // not every width is read back
             pub fn read(self) -> $value {
                 // SAFETY: VMREAD from the current VMCS has no memory effects
                 // visible to Rust; failure is reported, not undefined.
@@ -92,8 +94,6 @@ pub mod control {
     pub const ENTRY_INTERRUPTION_INFO: Field32 = Field32(c::VMENTRY_INTERRUPTION_INFO_FIELD);
     /// VM-entry exception error code.
     pub const ENTRY_EXCEPTION_ERROR_CODE: Field32 = Field32(c::VMENTRY_EXCEPTION_ERR_CODE);
-    /// VM-entry instruction length.
-    pub const ENTRY_INSTRUCTION_LENGTH: Field32 = Field32(c::VMENTRY_INSTRUCTION_LEN);
     /// CR0 guest/host mask.
     pub const CR0_MASK: FieldNatural = FieldNatural(c::CR0_GUEST_HOST_MASK);
     /// CR4 guest/host mask.
@@ -115,10 +115,6 @@ pub mod exit {
     pub const REASON: ReadOnly32 = ReadOnly32(r::EXIT_REASON);
     /// VM-exit interruption information.
     pub const INTERRUPTION_INFO: ReadOnly32 = ReadOnly32(r::VMEXIT_INTERRUPTION_INFO);
-    /// VM-exit interruption error code.
-    pub const INTERRUPTION_ERROR_CODE: ReadOnly32 = ReadOnly32(r::VMEXIT_INTERRUPTION_ERR_CODE);
-    /// IDT-vectoring information.
-    pub const IDT_VECTORING_INFO: ReadOnly32 = ReadOnly32(r::IDT_VECTORING_INFO);
     /// VM-exit instruction length.
     pub const INSTRUCTION_LENGTH: ReadOnly32 = ReadOnly32(r::VMEXIT_INSTRUCTION_LEN);
     /// VM-exit instruction information.
@@ -262,8 +258,6 @@ pub mod host {
     pub const SYSENTER_EIP: FieldNatural = FieldNatural(h::IA32_SYSENTER_EIP);
     /// IA32_SYSENTER_CS.
     pub const SYSENTER_CS: Field32 = Field32(h::IA32_SYSENTER_CS);
-    /// RSP (set just before each entry by the entry stub).
-    pub const RSP: FieldNatural = FieldNatural(h::RSP);
     /// RIP: the exit stub.
     pub const RIP: FieldNatural = FieldNatural(h::RIP);
     /// IA32_PAT.
