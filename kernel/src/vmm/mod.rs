@@ -142,6 +142,11 @@ fn run_slice(vm: &mut Vm, capabilities: &Capabilities, slice: u32, slice_tsc: u6
             EntryResult::Exited => {}
             failure => {
                 let error = vm.vcpu.instruction_error();
+                log::error!(
+                    "vm {}: guest state at the failed entry: {}",
+                    vm.name,
+                    crate::vmx::vcpu::describe_guest_state()
+                );
                 stop(
                     vm,
                     capabilities,
@@ -158,6 +163,13 @@ fn run_slice(vm: &mut Vm, capabilities: &Capabilities, slice: u32, slice_tsc: u6
         let reason = exit::basic_reason();
         vm.exits.record(reason);
         let event = exit::decode(reason);
+        if let exit::VmExit::InvalidGuestState { .. } = event {
+            log::error!(
+                "vm {}: guest state at the failed entry: {}",
+                vm.name,
+                crate::vmx::vcpu::describe_guest_state()
+            );
+        }
         log::trace!("vm {}: exit {:?}", vm.name, event);
         match exits::handle(vm, event, capabilities) {
             Outcome::Continue => {}

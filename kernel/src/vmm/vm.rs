@@ -224,6 +224,10 @@ impl Vm {
             .map_err(|error| format!("{}", error))?;
         self.start = start_state(&boot);
         self.vcpu.reset(capabilities, &self.start);
+        // The vCPU is the one loaded on this CPU: put its fresh extended
+        // state, CR2 and MSRs in place, or the next switch-out would save
+        // the crashed run's values over them.
+        self.vcpu.switch_in();
         if capabilities.vpid() {
             crate::vmx::invvpid_all();
         }

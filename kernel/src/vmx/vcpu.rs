@@ -120,9 +120,45 @@ fn xsave_size() -> usize {
     (result.ecx as usize).max(576)
 }
 
-/// Whether the CPU has XSAVE (CPUID.1:ECX[26]).
+/// Whether the CPU has XSAVE (CPUID.1:ECX[26]); asked once, since CPUID
+/// itself exits when tessera runs nested.
 pub fn has_xsave() -> bool {
-    raw_cpuid::cpuid!(1).ecx & (1 << 26) != 0
+    static XSAVE: spin::Once<bool> = spin::Once::new();
+    *XSAVE.call_once(|| raw_cpuid::cpuid!(1).ecx & (1 << 26) != 0)
+}
+
+/// The guest state that VM-entry checks look at (SDM Vol. 3C, 27.3.1), for
+/// the report of a failed entry.
+pub fn describe_guest_state() -> alloc::string::String {
+    let segment = |name: &str, s: guest::Segment| {
+        alloc::format!(
+            "{} {:#06x} base {:#x} limit {:#x} rights {:#x}",
+            name,
+            s.selector.read(),
+            s.base.read(),
+            s.limit.read(),
+            s.access.read()
+        )
+    };
+    alloc::format!(
+        "CR0 {:#x} CR3 {:#x} CR4 {:#x} EFER {:#x} RIP {:#x} RSP {:#x} RFLAGS {:#x} entry controls {:#x} activity {} interruptibility {:#x}; {}; {}; {}; {}; GDTR {:#x}/{:#x}",
+        guest::CR0.read(),
+        guest::CR3.read(),
+        guest::CR4.read(),
+        guest::EFER.read(),
+        guest::RIP.read(),
+        guest::RSP.read(),
+        guest::RFLAGS.read(),
+        control::ENTRY.read(),
+        guest::ACTIVITY.read(),
+        guest::INTERRUPTIBILITY.read(),
+        segment("CS", guest::CS),
+        segment("SS", guest::SS),
+        segment("DS", guest::DS),
+        segment("TR", guest::TR),
+        guest::GDTR_BASE.read(),
+        guest::GDTR_LIMIT.read()
+    )
 }
 
 impl Vcpu {
