@@ -16,6 +16,29 @@ const COM1: u16 = 0x3f8;
 const LINE_STATUS: u16 = COM1 + 5;
 const LSR_TRANSMITTER_EMPTY: u8 = 1 << 6;
 
+/// Whether `console=color` asked for ANSI colours.
+static COLOR: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Turns ANSI colours on or off (`console=`).
+pub fn set_color(on: bool) {
+    COLOR.store(on, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether colours are on.
+pub fn color() -> bool {
+    COLOR.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// An ANSI foreground colour for VM number `id`, cycling through six.
+pub fn vm_color(id: u32) -> &'static str {
+    [
+        "\x1b[36m", "\x1b[35m", "\x1b[32m", "\x1b[34m", "\x1b[33m", "\x1b[96m",
+    ][id as usize % 6]
+}
+
+/// Resets colours.
+pub const RESET: &str = "\x1b[0m";
+
 /// COM1, once initialised; `None` when no UART answers at 0x3F8.
 static SERIAL: Mutex<Option<Serial>> = Mutex::new(None);
 
@@ -126,7 +149,23 @@ impl log::Log for SerialLogger {
                 log::Level::Debug => "DEBUG",
                 log::Level::Trace => "TRACE",
             };
-            write_fmt(format_args!("[{}] {}\n", level, record.args()));
+            if color() {
+                let tint = match record.level() {
+                    log::Level::Error => "\x1b[1;31m",
+                    log::Level::Warn => "\x1b[33m",
+                    log::Level::Info => "\x1b[32m",
+                    _ => "\x1b[2m",
+                };
+                write_fmt(format_args!(
+                    "{}[{}]{} {}\n",
+                    tint,
+                    level,
+                    RESET,
+                    record.args()
+                ));
+            } else {
+                write_fmt(format_args!("[{}] {}\n", level, record.args()));
+            }
         }
     }
 

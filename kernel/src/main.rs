@@ -41,7 +41,9 @@ fn main() {
 mod kernel {
     use crate::boot::info::{BootInfo, Firmware};
     use crate::{arch, console, mm, power, vmm, vmx};
-    use tessera_kernel::options::{CrashTest, HypervisorOptions, IdleAction, LogLevel};
+    use tessera_kernel::options::{
+        ConsoleStyle, CrashTest, HypervisorOptions, IdleAction, LogLevel,
+    };
     use tessera_kernel::phys::{free_frames, PhysRange};
     use tessera_kernel::size::Bytes;
 
@@ -87,6 +89,7 @@ mod kernel {
         init_memory(&boot);
         let (options, warnings) = HypervisorOptions::parse(boot.cmdline);
         console::init_logger(level_filter(options.log));
+        console::set_color(options.console == ConsoleStyle::Color);
         println!(
             "boot: {} on {}",
             boot.loader,

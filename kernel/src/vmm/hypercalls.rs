@@ -34,7 +34,7 @@ fn console_write(vm: &mut Vm, address: u64, length: u64) -> i64 {
     for index in range {
         let byte = vm.ram.slice(index, 1)[0];
         if let Some(line) = vm.console.push(byte) {
-            emit_line(&vm.name, line);
+            emit_line(vm.id, &vm.name, line);
         }
     }
     length as i64

@@ -21,17 +21,28 @@ const MODEM_STATUS: u8 = 0xb0;
 /// re-executed for the rest, so a huge RCX cannot hold the CPU.
 const STRING_BATCH: u64 = 4096;
 
-/// Emits a finished console line of `vm`.
-pub fn emit_line(name: &str, line: &[u8]) {
+/// Emits a finished console line of a VM, prefixed with its name.
+pub fn emit_line(id: u32, name: &str, line: &[u8]) {
+    // LineBuffer passes only printable ASCII and tabs.
     let text = core::str::from_utf8(line).unwrap_or("<non-UTF-8 output>");
-    crate::println!("{:>8} | {}", name, text);
+    if crate::console::color() {
+        crate::println!(
+            "{}{:>8} |{} {}",
+            crate::console::vm_color(id),
+            name,
+            crate::console::RESET,
+            text
+        );
+    } else {
+        crate::println!("{:>8} | {}", name, text);
+    }
 }
 
 fn write_port(vm: &mut Vm, port: u16, value: u32, size: u8) {
     match port {
         COM1 if vm.com1_lcr & LCR_DLAB == 0 => {
             if let Some(line) = vm.console.push(value as u8) {
-                emit_line(&vm.name, line);
+                emit_line(vm.id, &vm.name, line);
             }
         }
         0x3fb => vm.com1_lcr = value as u8,

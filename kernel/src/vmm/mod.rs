@@ -201,7 +201,7 @@ fn instruction_error_text(error: u32) -> &'static str {
 /// Reports a stopped VM, then restarts it or leaves it stopped.
 fn stop(vm: &mut Vm, capabilities: &Capabilities, reason: StopReason) {
     if let Some(line) = vm.console.flush() {
-        io::emit_line(&vm.name, line);
+        io::emit_line(vm.id, &vm.name, line);
     }
     match &reason {
         StopReason::Exited(code) => log::info!("vm {}: exited with code {}", vm.name, code),
