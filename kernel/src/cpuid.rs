@@ -32,6 +32,7 @@ pub const INTERFACE_VERSION: u32 = 1;
 const LEAF1_ECX_MONITOR: u32 = 1 << 3;
 const LEAF1_ECX_VMX: u32 = 1 << 5;
 const LEAF1_ECX_X2APIC: u32 = 1 << 21;
+const LEAF1_ECX_OSXSAVE: u32 = 1 << 27;
 const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
 const LEAF7_EBX_INVPCID: u32 = 1 << 10;
 const LEAF7_ECX_WAITPKG: u32 = 1 << 5;
@@ -40,13 +41,24 @@ const EXT1_EDX_RDTSCP: u32 = 1 << 27;
 
 /// Adjusts the host's answer for `leaf`/`subleaf` into the guest's.
 /// `host` must be the host's answer for the same leaf (for hypervisor
-/// leaves it is ignored). `vcpu_id` becomes the initial APIC ID.
-pub fn guest_view(leaf: u32, subleaf: u32, host: CpuidResult, vcpu_id: u8) -> CpuidResult {
+/// leaves it is ignored). `vcpu_id` becomes the initial APIC ID; `osxsave`
+/// is the guest's own CR4.OSXSAVE, which CPUID.1:ECX[27] mirrors.
+pub fn guest_view(
+    leaf: u32,
+    subleaf: u32,
+    host: CpuidResult,
+    vcpu_id: u8,
+    osxsave: bool,
+) -> CpuidResult {
     let mut r = host;
     match leaf {
         0x1 => {
             r.ecx &= !(LEAF1_ECX_VMX | LEAF1_ECX_X2APIC | LEAF1_ECX_MONITOR);
             r.ecx |= LEAF1_ECX_HYPERVISOR;
+            r.ecx &= !LEAF1_ECX_OSXSAVE;
+            if osxsave {
+                r.ecx |= LEAF1_ECX_OSXSAVE;
+            }
             // One logical processor per package, APIC ID = the vCPU.
             r.ebx = (r.ebx & 0x0000_ffff) | (1 << 16) | ((vcpu_id as u32) << 24);
             r.edx &= !(1 << 28); // HTT
@@ -107,39 +119,60 @@ mod tests {
                 ..Default::default()
             },
             3,
+            false,
         );
         assert_eq!(r.ecx & LEAF1_ECX_VMX, 0);
         assert_ne!(r.ecx & LEAF1_ECX_HYPERVISOR, 0);
         assert_eq!(r.ebx >> 24, 3);
-        let r = guest_view(1, 0, ALL, 0);
+        let r = guest_view(1, 0, ALL, 0, false);
         assert_eq!(r.ecx & (LEAF1_ECX_X2APIC | LEAF1_ECX_MONITOR), 0);
+        assert_eq!(
+            r.ecx & LEAF1_ECX_OSXSAVE,
+            0,
+            "mirrors the guest's CR4, not the host's"
+        );
+        let r = guest_view(1, 0, CpuidResult::default(), 0, true);
+        assert_ne!(r.ecx & LEAF1_ECX_OSXSAVE, 0);
     }
 
     #[test]
     fn signature_leaf() {
-        let r = guest_view(HYPERVISOR_LEAF, 0, ALL, 0);
+        let r = guest_view(HYPERVISOR_LEAF, 0, ALL, 0, false);
         assert_eq!(r.eax, INTERFACE_LEAF);
         let mut bytes = [0u8; 12];
         bytes[..4].copy_from_slice(&r.ebx.to_le_bytes());
         bytes[4..8].copy_from_slice(&r.ecx.to_le_bytes());
         bytes[8..].copy_from_slice(&r.edx.to_le_bytes());
         assert_eq!(&bytes, SIGNATURE);
-        assert_eq!(guest_view(INTERFACE_LEAF, 0, ALL, 0).eax, INTERFACE_VERSION);
-        assert_eq!(guest_view(0x4000_0005, 0, ALL, 0), CpuidResult::default());
+        assert_eq!(
+            guest_view(INTERFACE_LEAF, 0, ALL, 0, false).eax,
+            INTERFACE_VERSION
+        );
+        assert_eq!(
+            guest_view(0x4000_0005, 0, ALL, 0, false),
+            CpuidResult::default()
+        );
     }
 
     #[test]
     fn disabled_instructions_are_not_advertised() {
-        assert_eq!(guest_view(7, 0, ALL, 0).ebx & LEAF7_EBX_INVPCID, 0);
-        assert_eq!(guest_view(7, 1, ALL, 0), ALL, "only subleaf 0 is filtered");
-        assert_eq!(guest_view(0xd, 1, ALL, 0).eax & LEAFD1_EAX_XSAVES, 0);
-        assert_eq!(guest_view(0x8000_0001, 0, ALL, 0).edx & EXT1_EDX_RDTSCP, 0);
-        assert_eq!(guest_view(0xa, 0, ALL, 0), CpuidResult::default());
+        assert_eq!(guest_view(7, 0, ALL, 0, false).ebx & LEAF7_EBX_INVPCID, 0);
+        assert_eq!(
+            guest_view(7, 1, ALL, 0, false),
+            ALL,
+            "only subleaf 0 is filtered"
+        );
+        assert_eq!(guest_view(0xd, 1, ALL, 0, false).eax & LEAFD1_EAX_XSAVES, 0);
+        assert_eq!(
+            guest_view(0x8000_0001, 0, ALL, 0, false).edx & EXT1_EDX_RDTSCP,
+            0
+        );
+        assert_eq!(guest_view(0xa, 0, ALL, 0, false), CpuidResult::default());
     }
 
     #[test]
     fn other_leaves_pass_through() {
-        assert_eq!(guest_view(0, 0, ALL, 0), ALL);
-        assert_eq!(guest_view(0x8000_0008, 0, ALL, 0), ALL);
+        assert_eq!(guest_view(0, 0, ALL, 0, false), ALL);
+        assert_eq!(guest_view(0x8000_0008, 0, ALL, 0, false), ALL);
     }
 }

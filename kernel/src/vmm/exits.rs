@@ -31,6 +31,7 @@ const CR0_CD: u64 = 1 << 30;
 const CR0_PG: u64 = 1 << 31;
 const CR4_PAE: u64 = 1 << 5;
 const CR4_VMXE: u64 = 1 << 13;
+const CR4_OSXSAVE: u64 = 1 << 18;
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
 
@@ -69,6 +70,7 @@ pub fn handle(vm: &mut Vm, exit: VmExit, capabilities: &Capabilities) -> Outcome
                     edx: host.edx,
                 },
                 0,
+                control::CR4_SHADOW.read() & CR4_OSXSAVE != 0,
             );
             registers.rax = view.eax as u64;
             registers.rbx = view.ebx as u64;
@@ -221,12 +223,6 @@ pub fn handle(vm: &mut Vm, exit: VmExit, capabilities: &Capabilities) -> Outcome
     }
 }
 
-/// XCR0 bits this CPU supports (CPUID.0DH.0:EDX:EAX).
-fn supported_xcr0() -> u64 {
-    let r = raw_cpuid::cpuid!(0xd, 0);
-    ((r.edx as u64) << 32) | r.eax as u64
-}
-
 /// XSETBV: only XCR0, only supported bits, and only the combinations the
 /// SDM allows (Vol. 1, 13.3): x87 always, AVX needs SSE, AVX-512's three
 /// components together and with AVX, MPX's two together.
@@ -235,7 +231,7 @@ fn handle_xsetbv(vm: &mut Vm) {
     let value = (registers.rdx << 32) | (registers.rax & 0xffff_ffff);
     let valid = registers.rcx as u32 == 0
         && guest_cpl() == 0
-        && value & !supported_xcr0() == 0
+        && value & !crate::vmx::vcpu::supported_xcr0() == 0
         && value & 1 != 0
         && (value & 4 == 0 || value & 2 != 0)
         && (value & 0xe0 == 0 || (value & 0xe0 == 0xe0 && value & 6 == 6))

@@ -127,6 +127,24 @@ pub fn has_xsave() -> bool {
     *XSAVE.call_once(|| raw_cpuid::cpuid!(1).ecx & (1 << 26) != 0)
 }
 
+/// Every XCR0 bit this CPU supports (CPUID.0DH.0:EDX:EAX), asked once.
+pub fn supported_xcr0() -> u64 {
+    static SUPPORTED: spin::Once<u64> = spin::Once::new();
+    *SUPPORTED.call_once(|| {
+        let r = raw_cpuid::cpuid!(0xd, 0);
+        ((r.edx as u64) << 32) | r.eax as u64
+    })
+}
+
+/// Writes XCR0.
+///
+/// # Safety
+/// `value` must be a valid XCR0 for this CPU and CR4.OSXSAVE must be set.
+unsafe fn xsetbv(value: u64) {
+    // SAFETY: forwarded to the caller.
+    unsafe { x86::controlregs::xcr0_write(x86::controlregs::Xcr0::from_bits_truncate(value)) };
+}
+
 /// The guest state that VM-entry checks look at (SDM Vol. 3C, 27.3.1), for
 /// the report of a failed entry.
 pub fn describe_guest_state() -> alloc::string::String {
@@ -251,12 +269,17 @@ impl Vcpu {
                 wrmsr(*msr, value);
             }
             if has_xsave() {
-                x86::controlregs::xcr0_write(x86::controlregs::Xcr0::from_bits_truncate(self.xcr0));
+                // XRSTOR only touches components enabled in XCR0 (SDM Vol. 1,
+                // 13.8), so restore under the full mask: a guest still at
+                // XCR0 = x87 uses SSE registers too. Then its own XCR0.
+                let all = supported_xcr0();
+                xsetbv(all);
                 core::arch::asm!(
                     "xrstor64 [{}]", in(reg) self.xsave_area,
-                    in("eax") self.xcr0 as u32, in("edx") (self.xcr0 >> 32) as u32,
+                    in("eax") all as u32, in("edx") (all >> 32) as u32,
                     options(nostack)
                 );
+                xsetbv(self.xcr0);
             }
         }
     }
@@ -278,9 +301,12 @@ impl Vcpu {
                 *slot = rdmsr(msr);
             }
             if has_xsave() {
+                // Save under the full mask, for the reason given in `switch_in`.
+                let all = supported_xcr0();
+                xsetbv(all);
                 core::arch::asm!(
                     "xsave64 [{}]", in(reg) self.xsave_area,
-                    in("eax") self.xcr0 as u32, in("edx") (self.xcr0 >> 32) as u32,
+                    in("eax") all as u32, in("edx") (all >> 32) as u32,
                     options(nostack)
                 );
             }
