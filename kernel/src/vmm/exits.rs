@@ -206,6 +206,14 @@ pub fn handle(vm: &mut Vm, exit: VmExit, capabilities: &Capabilities) -> Outcome
             Outcome::Continue
         }
         VmExit::PreemptionTimer => Outcome::EndSlice,
+        VmExit::CacheInvalidation => {
+            skip_instruction();
+            Outcome::Continue
+        }
+        VmExit::Rdpmc => {
+            inject_exception(VECTOR_GP, Some(0));
+            Outcome::Continue
+        }
         VmExit::InvalidGuestState { qualification } => Outcome::Stop(StopReason::Fault(format!(
             "VM entry failed: invalid guest state (exit qualification {}), RIP {:#x}",
             qualification,

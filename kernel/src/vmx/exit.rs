@@ -67,8 +67,14 @@ pub enum VmExit {
         /// Qualification.
         qualification: u64,
     },
-    /// MWAIT, MONITOR, RDPMC, INVD, GETSEC, RDRAND-style exits tessera does
-    /// not emulate: the guest gets #UD.
+    /// INVD or WBINVD: guest RAM is ordinary write-back memory with no
+    /// device behind it, so there is nothing to write back or discard.
+    CacheInvalidation,
+    /// RDPMC: no performance counters are offered (CPUID leaf 0xA is 0),
+    /// so the guest gets #GP as on a CPU with none.
+    Rdpmc,
+    /// MWAIT, MONITOR, GETSEC and other exits tessera does not emulate; the
+    /// guest gets #UD, as CPUID does not advertise them.
     Unsupported {
         /// The basic exit reason.
         reason: u32,
@@ -126,6 +132,8 @@ pub fn decode(reason: u32) -> VmExit {
         4 => VmExit::Sipi,
         10 => VmExit::Cpuid,
         12 => VmExit::Hlt,
+        13 | 54 => VmExit::CacheInvalidation,
+        15 => VmExit::Rdpmc,
         18 => VmExit::Vmcall,
         19..=27 | 50 | 53 | 59 => VmExit::VmxInstruction,
         28 => {
