@@ -1,0 +1,448 @@
+//! Boots an ISO in an emulator and supervises the run: streams the serial
+//! console to stdout (and to the `--log` file, raw), judges the transcript, and
+//! makes sure the emulator is gone when the tool returns.
+//!
+//! Success means the kernel said `tessera: powering off` and the emulator then
+//! exited by itself, with no crash report in between. Everything else — a crash,
+//! GRUB giving up, the emulator dying early, a timeout, Ctrl-C — is a failure
+//! with its own exit code and a one-line reason on stderr.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::engine::{self, Engine, EngineChoice, HostVirtualization, Machine};
+use crate::process;
+use crate::transcript::{ControlStripper, Transcript, Verdict};
+
+/// How often the serial log is polled for new output.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a crash report gets to finish before the emulator is stopped.
+const CRASH_GRACE: Duration = Duration::from_secs(2);
+/// How long the emulator gets to exit after the kernel announced its power-off.
+const POWER_OFF_GRACE: Duration = Duration::from_secs(10);
+
+/// What to boot and how.
+#[derive(Debug, Clone)]
+pub struct BootOptions {
+    /// The ISO.
+    pub iso: PathBuf,
+    /// Which emulator.
+    pub engine: EngineChoice,
+    /// Number of CPUs.
+    pub cpus: u32,
+    /// Memory in MiB.
+    pub mem_mib: u32,
+    /// Give up after this long (`None`: never).
+    pub timeout: Option<Duration>,
+    /// Also write the raw serial output here.
+    pub log: Option<PathBuf>,
+}
+
+/// How a boot ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The hypervisor powered off cleanly.
+    PoweredOff {
+        /// The reason it gave.
+        reason: String,
+    },
+    /// The kernel printed a crash or panic report.
+    Crashed {
+        /// The first line of the report.
+        line: String,
+    },
+    /// GRUB did not start the kernel.
+    BootloaderFailed {
+        /// GRUB's error lines.
+        errors: Vec<String>,
+    },
+    /// The emulator exited without a power-off line.
+    EmulatorExited {
+        /// How it exited.
+        status: String,
+    },
+    /// The kernel announced its power-off but the emulator kept running.
+    DidNotPowerOff,
+    /// Nothing decisive happened in time.
+    TimedOut {
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// Stopped by a signal (Ctrl-C).
+    Interrupted,
+}
+
+impl Outcome {
+    /// The tool's exit status for this outcome (documented in `boot --help`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::PoweredOff { .. } => 0,
+            Outcome::Crashed { .. } => 3,
+            Outcome::TimedOut { .. } => 4,
+            Outcome::EmulatorExited { .. } | Outcome::DidNotPowerOff => 5,
+            Outcome::BootloaderFailed { .. } => 6,
+            Outcome::Interrupted => 130,
+        }
+    }
+
+    /// A one-line account for stderr.
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::PoweredOff { reason } if reason.is_empty() => {
+                "the hypervisor powered off cleanly".into()
+            }
+            Outcome::PoweredOff { reason } => {
+                format!("the hypervisor powered off cleanly ({reason})")
+            }
+            Outcome::Crashed { line } => format!("the hypervisor crashed: {line}"),
+            Outcome::BootloaderFailed { errors } if errors.is_empty() => {
+                "GRUB could not start the hypervisor".into()
+            }
+            Outcome::BootloaderFailed { errors } => format!(
+                "GRUB could not start the hypervisor: {}",
+                errors.join(" / ")
+            ),
+            Outcome::EmulatorExited { status } => format!(
+                "the emulator exited ({status}) before the hypervisor powered off \
+                 (a triple fault ends the run this way)"
+            ),
+            Outcome::DidNotPowerOff => format!(
+                "the hypervisor announced its power-off but the emulator was still running \
+                 {}s later",
+                POWER_OFF_GRACE.as_secs()
+            ),
+            Outcome::TimedOut { after } => format!(
+                "timed out after {}s without a power-off",
+                after.as_secs_f64()
+            ),
+            Outcome::Interrupted => "interrupted".into(),
+        }
+    }
+}
+
+/// Set by SIGINT, SIGTERM or SIGHUP while a boot runs.
+fn interruption_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(&flag))
+            .context("cannot install a signal handler")?;
+    }
+    Ok(flag)
+}
+
+/// Boots `options.iso` and supervises the run until a verdict.
+pub fn boot(options: &BootOptions) -> Result<Outcome> {
+    engine::check_iso(&options.iso)?;
+    let engine =
+        engine::resolve(options.engine, HostVirtualization::probe()).map_err(anyhow::Error::msg)?;
+    crate::deps::ensure(&engine.needs())?;
+    let machine = Machine {
+        cpus: options.cpus,
+        mem_mib: options.mem_mib,
+    };
+
+    let workdir = tempfile::Builder::new()
+        .prefix("tessera-boot-")
+        .tempdir()
+        .context("cannot create a work directory")?;
+    let launch = engine::prepare(engine, &options.iso, machine, workdir.path())?;
+    let mut raw_log = match &options.log {
+        Some(path) => Some(create_log(path)?),
+        None => None,
+    };
+    eprintln!(
+        "tessera: booting {} with {} ({} CPU{}, {} MiB){}",
+        options.iso.display(),
+        engine.name(),
+        machine.cpus,
+        if machine.cpus == 1 { "" } else { "s" },
+        machine.mem_mib,
+        match options.timeout {
+            Some(limit) => format!(", timeout {}s", limit.as_secs_f64()),
+            None => String::new(),
+        }
+    );
+    eprintln!("tessera: work directory {}", workdir.path().display());
+
+    let interrupted = interruption_flag()?;
+    let mut command = launch.command;
+    let mut child = process::spawn_supervised(&mut command)
+        .with_context(|| format!("cannot start {}", engine.name()))?;
+
+    let mut console = Console::new(&launch.serial_log);
+    let started = Instant::now();
+    let mut crash_seen: Option<Instant> = None;
+    let mut power_off_seen: Option<Instant> = None;
+
+    let outcome = loop {
+        let exit = child.try_wait().context("waiting for the emulator")?;
+        // Read after checking for exit, so that an exit implies everything the
+        // emulator wrote has been read.
+        console.poll(raw_log.as_mut());
+        if let Some(status) = exit {
+            console.finish();
+            break match console.transcript.verdict(true) {
+                Verdict::PoweredOff { reason } => Outcome::PoweredOff { reason },
+                Verdict::Crashed { line } => Outcome::Crashed { line },
+                Verdict::BootloaderFailed { errors } => Outcome::BootloaderFailed { errors },
+                Verdict::PoweringOff | Verdict::Incomplete => Outcome::EmulatorExited {
+                    status: status.to_string(),
+                },
+            };
+        }
+
+        let now = Instant::now();
+        let decided = match console.transcript.verdict(false) {
+            Verdict::Crashed { line } => {
+                let since = *crash_seen.get_or_insert(now);
+                (now - since >= CRASH_GRACE).then_some(Outcome::Crashed { line })
+            }
+            Verdict::BootloaderFailed { errors } => Some(Outcome::BootloaderFailed { errors }),
+            Verdict::PoweringOff => {
+                let since = *power_off_seen.get_or_insert(now);
+                (now - since >= POWER_OFF_GRACE).then_some(Outcome::DidNotPowerOff)
+            }
+            Verdict::PoweredOff { .. } | Verdict::Incomplete => None,
+        };
+        let decided = decided
+            .or_else(|| {
+                interrupted
+                    .load(Ordering::SeqCst)
+                    .then_some(Outcome::Interrupted)
+            })
+            .or_else(|| {
+                options
+                    .timeout
+                    .filter(|&limit| now - started >= limit)
+                    .map(|after| Outcome::TimedOut { after })
+            });
+        if let Some(outcome) = decided {
+            process::kill_tree(&mut child);
+            console.poll(raw_log.as_mut());
+            console.finish();
+            break outcome;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    };
+
+    if let Some(log) = raw_log.as_mut() {
+        log.flush().context("writing the log")?;
+    }
+    report(
+        &outcome,
+        engine,
+        &console.transcript,
+        launch.emulator_log.as_deref(),
+    );
+    keep_diagnostics(
+        &outcome,
+        workdir,
+        options.log.as_deref(),
+        launch.emulator_log.as_deref(),
+    );
+    Ok(outcome)
+}
+
+fn create_log(path: &Path) -> Result<File> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    File::create(path).with_context(|| format!("creating {}", path.display()))
+}
+
+/// The serial log as it grows: raw bytes to the log file, cleaned text to stdout
+/// and to the transcript.
+struct Console {
+    path: PathBuf,
+    file: Option<File>,
+    stripper: ControlStripper,
+    transcript: Transcript,
+    ends_with_newline: bool,
+}
+
+impl Console {
+    fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            file: None,
+            stripper: ControlStripper::default(),
+            transcript: Transcript::new(),
+            ends_with_newline: true,
+        }
+    }
+
+    fn poll(&mut self, mut raw_log: Option<&mut File>) {
+        if self.file.is_none() {
+            // The emulator creates the file when it starts.
+            self.file = File::open(&self.path).ok();
+        }
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let mut raw = Vec::new();
+        if file.read_to_end(&mut raw).is_err() || raw.is_empty() {
+            return;
+        }
+        if let Some(log) = raw_log.as_mut() {
+            // A full disk must not stop the supervision of the emulator.
+            let _ = log.write_all(&raw);
+        }
+        let mut clean = Vec::with_capacity(raw.len());
+        self.stripper.strip(&raw, &mut clean);
+        if clean.is_empty() {
+            return;
+        }
+        self.ends_with_newline = clean.ends_with(b"\n");
+        self.transcript.push(&clean);
+        // stdout may be a closed pipe (`| head`); the run goes on regardless.
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(&clean);
+        let _ = stdout.flush();
+    }
+
+    fn finish(&mut self) {
+        if !self.ends_with_newline {
+            // Keep the stderr summary off the end of an unterminated console line.
+            println!();
+            self.ends_with_newline = true;
+        }
+        self.transcript.finish();
+    }
+}
+
+fn report(outcome: &Outcome, engine: Engine, transcript: &Transcript, emulator_log: Option<&Path>) {
+    let prefix = if outcome.exit_code() == 0 {
+        "tessera"
+    } else {
+        "tessera: FAILED"
+    };
+    eprintln!("{prefix}: {} [{}]", outcome.describe(), engine.name());
+    let grub_errors = transcript.bootloader_errors();
+    if !grub_errors.is_empty() && !matches!(outcome, Outcome::BootloaderFailed { .. }) {
+        eprintln!("tessera: note: GRUB reported: {}", grub_errors.join(" / "));
+    }
+    if outcome.exit_code() != 0 && !transcript.banner_seen() {
+        eprintln!("tessera: note: the kernel's banner never appeared on the serial console");
+    }
+    if outcome.exit_code() != 0 {
+        let log = emulator_log.and_then(|path| std::fs::read(path).ok());
+        for line in bochs_panics(&String::from_utf8_lossy(log.as_deref().unwrap_or_default())) {
+            eprintln!("tessera: note: Bochs: {line}");
+        }
+    }
+}
+
+/// Bochs' `>>PANIC<<` lines (a triple fault, say), less the one that every clean
+/// power-off through its shutdown port produces. At most the first five.
+fn bochs_panics(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter_map(|line| line.find(">>PANIC<<").map(|at| line[at..].trim()))
+        .filter(|panic| !panic.contains("Shutdown port"))
+        .take(5)
+        .collect()
+}
+
+/// On success the work directory goes; on failure it stays for inspection. With
+/// `--log`, the emulator's own log is also copied next to the serial log.
+fn keep_diagnostics(
+    outcome: &Outcome,
+    workdir: tempfile::TempDir,
+    serial_log: Option<&Path>,
+    emulator_log: Option<&Path>,
+) {
+    if let (Some(serial_log), Some(emulator_log)) = (serial_log, emulator_log) {
+        let mut copy = serial_log.as_os_str().to_owned();
+        copy.push(".bochs.log");
+        let copy = PathBuf::from(copy);
+        if std::fs::copy(emulator_log, &copy).is_ok() && outcome.exit_code() != 0 {
+            eprintln!("tessera: Bochs' log: {}", copy.display());
+        }
+    }
+    if outcome.exit_code() == 0 {
+        return;
+    }
+    let kept = workdir.keep();
+    eprintln!(
+        "tessera: kept the work directory {} (serial.log{})",
+        kept.display(),
+        if emulator_log.is_some() {
+            ", bochs.log, bochsrc, bochs-terminal.out"
+        } else {
+            ""
+        }
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_has_a_distinct_nonzero_code() {
+        let outcomes = [
+            Outcome::Crashed { line: "x".into() },
+            Outcome::TimedOut {
+                after: Duration::from_secs(1),
+            },
+            Outcome::EmulatorExited {
+                status: "exit status: 1".into(),
+            },
+            Outcome::BootloaderFailed { errors: vec![] },
+            Outcome::Interrupted,
+        ];
+        let codes: Vec<u8> = outcomes.iter().map(Outcome::exit_code).collect();
+        assert!(
+            codes.iter().all(|&c| c != 0 && c != 1 && c != 2),
+            "{codes:?}"
+        );
+        let mut unique = codes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), codes.len());
+        assert_eq!(
+            Outcome::PoweredOff {
+                reason: String::new()
+            }
+            .exit_code(),
+            0
+        );
+    }
+
+    #[test]
+    fn picks_bochs_panics_but_not_its_shutdown() {
+        let log = "00000000000i[      ] Bochs x86 Emulator 2.7\n\
+            00759214531p[CPU0  ] >>PANIC<< exception(): 3rd (13) exception with no resolution\n\
+            00759765242p[UNMAP ] >>PANIC<< Shutdown port: shutdown requested\n";
+        assert_eq!(
+            bochs_panics(log),
+            [">>PANIC<< exception(): 3rd (13) exception with no resolution"]
+        );
+    }
+
+    #[test]
+    fn descriptions_carry_the_reason() {
+        let crashed = Outcome::Crashed {
+            line: "tessera: CRASH #PF".into(),
+        };
+        assert!(crashed.describe().contains("#PF"));
+        let grub = Outcome::BootloaderFailed {
+            errors: vec!["error: no multiboot header found.".into()],
+        };
+        assert!(grub.describe().contains("no multiboot header"));
+        let timeout = Outcome::TimedOut {
+            after: Duration::from_secs(300),
+        };
+        assert!(timeout.describe().contains("300"));
+    }
+}

@@ -1,0 +1,175 @@
+//! The command line: subcommands and their flags (clap derive).
+//!
+//! Only the shape of the command line lives here; `main.rs` carries it out.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::EngineChoice;
+
+/// Build and boot tessera, a bare-metal type-1 x86-64 hypervisor.
+///
+/// Without a subcommand: build the kernel and the guest blobs, make the demo ISO
+/// (target/tessera-demo.iso from guest-blobs/demo.toml) and boot it, with the
+/// serial console on this terminal.
+///
+/// Host packages that an action needs (GRUB, xorriso, QEMU, OVMF, Bochs) are
+/// installed with apt-get when missing and running as root; set
+/// TESSERA_NO_INSTALL=1 to get an error naming them instead.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version)]
+pub struct Cli {
+    /// What to do (default: `demo`).
+    #[command(subcommand)]
+    pub command: Option<Commands>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Build the kernel, the guest blobs and the demo ISO, then boot it (the default).
+    Demo(BootFlags),
+    /// Build the kernel and print the absolute path of its ELF.
+    Kernel,
+    /// Build the kernel, then an ISO from a VM config file.
+    Iso(IsoArgs),
+    /// Boot an ISO headless and stream its serial console.
+    ///
+    /// Exit status: 0 when the hypervisor powered off cleanly; 3 after a crash
+    /// report (`tessera: CRASH` or `tessera: PANIC`); 4 on timeout; 5 when the
+    /// emulator exited (or kept running) without a clean power-off; 6 when GRUB
+    /// could not start the kernel; 130 when interrupted; 1 for any other error.
+    Boot(BootArgs),
+}
+
+/// `tessera iso`.
+#[derive(Debug, Args)]
+pub struct IsoArgs {
+    /// The VM config (TOML); image paths are relative to its directory.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: PathBuf,
+    /// Where to write the ISO.
+    #[arg(long, value_name = "FILE.iso")]
+    pub out: PathBuf,
+    /// Use this kernel ELF instead of building the kernel.
+    #[arg(long, value_name = "ELF")]
+    pub kernel: Option<PathBuf>,
+}
+
+/// `tessera boot`.
+#[derive(Debug, Args)]
+pub struct BootArgs {
+    /// The ISO to boot.
+    #[arg(value_name = "ISO")]
+    pub iso: PathBuf,
+    /// How to boot it.
+    #[command(flatten)]
+    pub flags: BootFlags,
+}
+
+/// How to boot: shared by `boot` and `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct BootFlags {
+    /// The emulator: auto = KVM when usable with VMX, else Bochs.
+    #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
+    pub engine: EngineChoice,
+    /// Number of CPUs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub cpus: u32,
+    /// Give up after this many seconds (0: never).
+    #[arg(long, value_name = "S", default_value_t = 300)]
+    pub timeout: u64,
+    /// Also write the raw serial output to this file (with Bochs, its own log
+    /// goes next to it as FILE.bochs.log).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Memory of the emulated machine, in MiB.
+    #[arg(long, value_name = "MiB", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(32..=65536))]
+    pub mem: u32,
+}
+
+impl Default for BootFlags {
+    fn default() -> Self {
+        Self {
+            engine: EngineChoice::Auto,
+            cpus: 1,
+            timeout: 300,
+            log: None,
+            mem: 512,
+        }
+    }
+}
+
+impl BootFlags {
+    /// The timeout as a duration; `None` for no limit.
+    pub fn timeout(&self) -> Option<Duration> {
+        (self.timeout > 0).then(|| Duration::from_secs(self.timeout))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_demo_with_defaults() {
+        let cli = Cli::try_parse_from(["tessera"]).unwrap();
+        assert!(cli.command.is_none());
+        let parsed = match Cli::try_parse_from(["tessera", "demo"]).unwrap().command {
+            Some(Commands::Demo(flags)) => flags,
+            other => panic!("{other:?}"),
+        };
+        let defaults = BootFlags::default();
+        assert_eq!(parsed.engine, defaults.engine);
+        assert_eq!(parsed.cpus, defaults.cpus);
+        assert_eq!(parsed.timeout, defaults.timeout);
+        assert_eq!(parsed.mem, defaults.mem);
+    }
+
+    #[test]
+    fn boot_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "tessera",
+            "boot",
+            "x.iso",
+            "--engine",
+            "qemu-uefi",
+            "--cpus",
+            "2",
+            "--timeout",
+            "0",
+            "--log",
+            "s.log",
+            "--mem",
+            "1024",
+        ])
+        .unwrap();
+        let Some(Commands::Boot(args)) = cli.command else {
+            panic!("not boot")
+        };
+        assert_eq!(args.iso, PathBuf::from("x.iso"));
+        assert_eq!(args.flags.engine, EngineChoice::QemuUefi);
+        assert_eq!(args.flags.cpus, 2);
+        assert_eq!(args.flags.timeout(), None);
+        assert_eq!(args.flags.mem, 1024);
+        assert!(Cli::try_parse_from(["tessera", "boot", "x.iso", "--engine", "vmware"]).is_err());
+        assert!(Cli::try_parse_from(["tessera", "boot", "x.iso", "--cpus", "0"]).is_err());
+    }
+
+    #[test]
+    fn iso_needs_config_and_out() {
+        assert!(Cli::try_parse_from(["tessera", "iso", "--config", "a.toml"]).is_err());
+        let cli = Cli::try_parse_from(["tessera", "iso", "--config", "a.toml", "--out", "a.iso"])
+            .unwrap();
+        assert!(matches!(cli.command, Some(Commands::Iso(_))));
+    }
+}

@@ -1,0 +1,441 @@
+//! The emulators that boot an ISO, and how each is set up to run headless with
+//! the serial port written to a file.
+//!
+//! This module decides *what* to run (engine choice, command lines, Bochs'
+//! configuration); [`crate::boot`] runs it and watches the transcript. The
+//! verified facts behind the settings are in shared/emulators.md.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// OVMF's firmware code, mapped read-only.
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
+/// OVMF's variable store template; each boot gets a writable copy.
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS.fd";
+/// Bochs' system BIOS.
+pub const BOCHS_BIOS: &str = "/usr/share/bochs/BIOS-bochs-latest";
+/// Bochs' VGA BIOS.
+pub const BOCHS_VGA_BIOS: &str = "/usr/share/bochs/VGABIOS-lgpl-latest";
+
+/// The `--engine` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineChoice {
+    /// KVM when it works and offers VMX, else Bochs.
+    Auto,
+    /// QEMU with KVM (nested virtualization on the host).
+    Kvm,
+    /// QEMU with TCG and SeaBIOS (SVM + NPT, no VMX).
+    Qemu,
+    /// QEMU with TCG and OVMF (UEFI).
+    QemuUefi,
+    /// Bochs (VMX + EPT).
+    Bochs,
+}
+
+/// A concrete engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// QEMU with KVM.
+    Kvm,
+    /// QEMU TCG, SeaBIOS.
+    Qemu,
+    /// QEMU TCG, OVMF.
+    QemuUefi,
+    /// Bochs under a pseudo-terminal.
+    Bochs,
+}
+
+impl Engine {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Kvm => "kvm",
+            Engine::Qemu => "qemu",
+            Engine::QemuUefi => "qemu-uefi",
+            Engine::Bochs => "bochs",
+        }
+    }
+
+    /// The host programs and files this engine needs.
+    pub fn needs(self) -> Vec<crate::deps::Need> {
+        use crate::deps;
+        match self {
+            Engine::Kvm | Engine::Qemu => deps::QEMU.to_vec(),
+            Engine::QemuUefi => [deps::QEMU, deps::OVMF].concat(),
+            Engine::Bochs => deps::BOCHS.to_vec(),
+        }
+    }
+}
+
+/// What the host offers for KVM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HostVirtualization {
+    /// /dev/kvm opens for reading and writing.
+    pub kvm_device: bool,
+    /// The CPU advertises Intel VMX.
+    pub vmx: bool,
+    /// The CPU advertises AMD SVM.
+    pub svm: bool,
+}
+
+impl HostVirtualization {
+    /// Looks at /dev/kvm and /proc/cpuinfo.
+    pub fn probe() -> Self {
+        let kvm_device = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok();
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let (vmx, svm) = cpu_flags(&cpuinfo);
+        Self {
+            kvm_device,
+            vmx,
+            svm,
+        }
+    }
+}
+
+/// Whether the `flags` lines of /proc/cpuinfo list `vmx` and `svm`.
+fn cpu_flags(cpuinfo: &str) -> (bool, bool) {
+    let mut vmx = false;
+    let mut svm = false;
+    for line in cpuinfo.lines().filter(|l| l.starts_with("flags")) {
+        let flags = line.split_once(':').map_or("", |(_, f)| f);
+        vmx |= flags.split_whitespace().any(|f| f == "vmx");
+        svm |= flags.split_whitespace().any(|f| f == "svm");
+    }
+    (vmx, svm)
+}
+
+/// Turns the `--engine` choice into an engine, or says why it cannot run here.
+pub fn resolve(choice: EngineChoice, host: HostVirtualization) -> Result<Engine, String> {
+    match choice {
+        // The kernel has only a VMX backend so far: an AMD host's KVM would boot it
+        // but give it nothing to run guests with, while Bochs emulates VMX.
+        EngineChoice::Auto if host.kvm_device && host.vmx => Ok(Engine::Kvm),
+        EngineChoice::Auto => Ok(Engine::Bochs),
+        EngineChoice::Kvm if !host.kvm_device => {
+            Err("KVM is not usable: /dev/kvm does not open for reading and writing".into())
+        }
+        EngineChoice::Kvm if !(host.vmx || host.svm) => {
+            Err("KVM is not usable: the CPU advertises neither vmx nor svm in /proc/cpuinfo".into())
+        }
+        EngineChoice::Kvm => Ok(Engine::Kvm),
+        EngineChoice::Qemu => Ok(Engine::Qemu),
+        EngineChoice::QemuUefi => Ok(Engine::QemuUefi),
+        EngineChoice::Bochs => Ok(Engine::Bochs),
+    }
+}
+
+/// The emulated machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Machine {
+    /// Number of CPUs.
+    pub cpus: u32,
+    /// Memory in MiB.
+    pub mem_mib: u32,
+}
+
+/// File names inside a boot's work directory. Emulator configuration refers to
+/// these short relative names only, so that no user path (with a comma, a space…)
+/// ever needs quoting for QEMU's option syntax or Bochs' config parser.
+pub mod files {
+    /// A symbolic link to the ISO being booted.
+    pub const ISO: &str = "tessera.iso";
+    /// The serial port's output, written by the emulator.
+    pub const SERIAL: &str = "serial.log";
+    /// The writable copy of OVMF's variable store.
+    pub const OVMF_VARS: &str = "OVMF_VARS.fd";
+    /// Bochs' configuration.
+    pub const BOCHSRC: &str = "bochsrc";
+    /// Commands for Bochs' built-in debugger: continue, then quit.
+    pub const BOCHS_COMMANDS: &str = "bochs-commands";
+    /// Bochs' own log: device messages, VMX entry failures, panics.
+    pub const BOCHS_LOG: &str = "bochs.log";
+    /// What Bochs draws on its pseudo-terminal (the VGA text screen), and port 0xE9.
+    pub const BOCHS_TERMINAL: &str = "bochs-terminal.out";
+}
+
+/// The three ways this tool runs QEMU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QemuFlavor {
+    /// Hardware-assisted, with the host CPU's features.
+    Kvm,
+    /// TCG with SeaBIOS.
+    Tcg,
+    /// TCG with OVMF.
+    TcgUefi,
+}
+
+/// The QEMU arguments for one flavor, relative to the work directory.
+pub fn qemu_args(flavor: QemuFlavor, machine: Machine) -> Vec<OsString> {
+    let mut args: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
+    match flavor {
+        QemuFlavor::Kvm => push(&["-enable-kvm", "-cpu", "host"]),
+        // `max` under TCG offers SVM with NPT (TCG has no VMX at all).
+        QemuFlavor::Tcg | QemuFlavor::TcgUefi => push(&["-cpu", "max"]),
+    }
+    if flavor == QemuFlavor::TcgUefi {
+        let code = format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}");
+        let vars = format!("if=pflash,format=raw,file={}", files::OVMF_VARS);
+        push(&["-drive", &code, "-drive", &vars]);
+    }
+    let cpus = machine.cpus.to_string();
+    let mem = machine.mem_mib.to_string();
+    let serial = format!("file:{}", files::SERIAL);
+    push(&["-smp", &cpus, "-m", &mem]);
+    push(&["-cdrom", files::ISO, "-boot", "d"]);
+    push(&["-display", "none", "-serial", &serial, "-monitor", "none"]);
+    // A triple fault ends the run instead of rebooting into GRUB again.
+    push(&["-no-reboot"]);
+    push(&["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    args.into_iter().map(OsString::from).collect()
+}
+
+/// Bochs' configuration, relative to the work directory.
+pub fn bochsrc(machine: Machine) -> String {
+    format!(
+        "\
+# Generated by the tessera host tool for one boot.
+megs: {mem}
+# Skylake-X: VMX with EPT, unrestricted guest, VPID and the preemption timer.
+# A triple fault stops Bochs (a panic, made fatal below) instead of resetting.
+cpu: model=corei7_skylake_x, count={cpus}, ips=200000000, reset_on_triple_fault=0
+romimage: file={bios}
+vgaromimage: file={vga}
+ata0-master: type=cdrom, path={iso}, status=inserted
+boot: cdrom
+display_library: term
+com1: enabled=1, mode=file, dev={serial}
+port_e9_hack: enabled=1
+log: {log}
+# Nobody is there to answer Bochs' questions: a panic ends the run.
+panic: action=fatal
+error: action=report
+",
+        mem = machine.mem_mib,
+        cpus = machine.cpus,
+        bios = BOCHS_BIOS,
+        vga = BOCHS_VGA_BIOS,
+        iso = files::ISO,
+        serial = files::SERIAL,
+        log = files::BOCHS_LOG,
+    )
+}
+
+/// An emulator ready to start in its work directory.
+#[derive(Debug)]
+pub struct Launch {
+    /// The command; its working directory is set.
+    pub command: Command,
+    /// The file the serial port is written to.
+    pub serial_log: PathBuf,
+    /// The emulator's own log, worth reading when a boot fails.
+    pub emulator_log: Option<PathBuf>,
+}
+
+/// Prepares `workdir` for booting `iso` with `engine` and returns the command.
+pub fn prepare(engine: Engine, iso: &Path, machine: Machine, workdir: &Path) -> Result<Launch> {
+    let iso = std::path::absolute(iso).with_context(|| format!("resolving {}", iso.display()))?;
+    std::os::unix::fs::symlink(&iso, workdir.join(files::ISO))
+        .with_context(|| format!("linking {} into {}", iso.display(), workdir.display()))?;
+    let serial_log = workdir.join(files::SERIAL);
+
+    let (mut command, emulator_log) = match engine {
+        Engine::Kvm | Engine::Qemu | Engine::QemuUefi => {
+            let flavor = match engine {
+                Engine::Kvm => QemuFlavor::Kvm,
+                Engine::QemuUefi => QemuFlavor::TcgUefi,
+                _ => QemuFlavor::Tcg,
+            };
+            if flavor == QemuFlavor::TcgUefi {
+                std::fs::copy(OVMF_VARS, workdir.join(files::OVMF_VARS))
+                    .with_context(|| format!("copying {OVMF_VARS}"))?;
+            }
+            let mut command = Command::new("qemu-system-x86_64");
+            command.args(qemu_args(flavor, machine));
+            (command, None)
+        }
+        Engine::Bochs => {
+            std::fs::write(workdir.join(files::BOCHSRC), bochsrc(machine))?;
+            std::fs::write(workdir.join(files::BOCHS_COMMANDS), "c\nquit\n")?;
+            // Bochs as Debian builds it stops at its debugger prompt (hence the
+            // command file) and has only terminal displays, which need a terminal:
+            // `script` gives it a pseudo-terminal and copies the screen to stdout.
+            let mut command = Command::new("script");
+            command.args([
+                "-qfc",
+                &format!(
+                    "bochs -q -f {} -rc {}",
+                    files::BOCHSRC,
+                    files::BOCHS_COMMANDS
+                ),
+                "/dev/null",
+            ]);
+            let terminal = std::fs::File::create(workdir.join(files::BOCHS_TERMINAL))?;
+            command.stdout(terminal);
+            (command, Some(workdir.join(files::BOCHS_LOG)))
+        }
+    };
+    // An emulator in its own process group must not touch the terminal: reading
+    // it would stop the emulator (SIGTTIN), and `script` would switch it to raw mode.
+    command.current_dir(workdir).stdin(Stdio::null());
+    Ok(Launch {
+        command,
+        serial_log,
+        emulator_log,
+    })
+}
+
+/// Fails unless `path` looks like an ISO 9660 image (`CD001` at byte 0x8001).
+pub fn check_iso(path: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut magic = [0u8; 5];
+    let is_iso = file.seek(SeekFrom::Start(0x8001)).is_ok()
+        && file.read_exact(&mut magic).is_ok()
+        && &magic == b"CD001";
+    if !is_iso {
+        bail!("{} is not an ISO 9660 image", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOTHING: HostVirtualization = HostVirtualization {
+        kvm_device: false,
+        vmx: false,
+        svm: false,
+    };
+
+    #[test]
+    fn auto_prefers_kvm_with_vmx_else_bochs() {
+        let intel = HostVirtualization {
+            kvm_device: true,
+            vmx: true,
+            svm: false,
+        };
+        let amd = HostVirtualization {
+            kvm_device: true,
+            vmx: false,
+            svm: true,
+        };
+        let vmx_without_device = HostVirtualization {
+            kvm_device: false,
+            ..intel
+        };
+        assert_eq!(resolve(EngineChoice::Auto, intel), Ok(Engine::Kvm));
+        assert_eq!(resolve(EngineChoice::Auto, amd), Ok(Engine::Bochs));
+        assert_eq!(
+            resolve(EngineChoice::Auto, vmx_without_device),
+            Ok(Engine::Bochs)
+        );
+        assert_eq!(resolve(EngineChoice::Auto, NOTHING), Ok(Engine::Bochs));
+        assert_eq!(resolve(EngineChoice::Kvm, amd), Ok(Engine::Kvm));
+    }
+
+    #[test]
+    fn explicit_kvm_says_why_it_cannot_run() {
+        let error = resolve(EngineChoice::Kvm, NOTHING).unwrap_err();
+        assert!(error.contains("/dev/kvm"), "{error}");
+        let no_flags = HostVirtualization {
+            kvm_device: true,
+            ..NOTHING
+        };
+        let error = resolve(EngineChoice::Kvm, no_flags).unwrap_err();
+        assert!(error.contains("vmx"), "{error}");
+        assert_eq!(
+            resolve(EngineChoice::QemuUefi, NOTHING),
+            Ok(Engine::QemuUefi)
+        );
+    }
+
+    #[test]
+    fn reads_cpu_flags() {
+        let info = "processor\t: 0\nflags\t\t: fpu vme svm sse\nvmx flags\t: ept\n";
+        assert_eq!(cpu_flags(info), (false, true));
+        assert_eq!(cpu_flags("flags\t: fpu vmx\n"), (true, false));
+        assert_eq!(cpu_flags("flags\t: fpu vmxx\n"), (false, false));
+    }
+
+    fn joined(args: &[OsString]) -> String {
+        args.iter()
+            .map(|a| a.to_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn qemu_command_lines() {
+        let machine = Machine {
+            cpus: 2,
+            mem_mib: 512,
+        };
+        let tcg = joined(&qemu_args(QemuFlavor::Tcg, machine));
+        assert!(tcg.starts_with("-cpu max "), "{tcg}");
+        for part in [
+            "-smp 2",
+            "-m 512",
+            "-cdrom tessera.iso",
+            "-display none",
+            "-serial file:serial.log",
+            "-monitor none",
+            "-no-reboot",
+            "-device isa-debug-exit,iobase=0xf4,iosize=0x04",
+        ] {
+            assert!(tcg.contains(part), "{part} missing from {tcg}");
+        }
+        assert!(!tcg.contains("pflash") && !tcg.contains("kvm"));
+
+        let uefi = joined(&qemu_args(QemuFlavor::TcgUefi, machine));
+        assert!(uefi.contains(
+            "-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd \
+             -drive if=pflash,format=raw,file=OVMF_VARS.fd"
+        ));
+        let kvm = joined(&qemu_args(QemuFlavor::Kvm, machine));
+        assert!(kvm.starts_with("-enable-kvm -cpu host "), "{kvm}");
+    }
+
+    #[test]
+    fn bochs_configuration() {
+        let rc = bochsrc(Machine {
+            cpus: 2,
+            mem_mib: 256,
+        });
+        for line in [
+            "megs: 256",
+            "cpu: model=corei7_skylake_x, count=2, ips=200000000, reset_on_triple_fault=0",
+            "ata0-master: type=cdrom, path=tessera.iso, status=inserted",
+            "boot: cdrom",
+            "display_library: term",
+            "com1: enabled=1, mode=file, dev=serial.log",
+            "port_e9_hack: enabled=1",
+            "log: bochs.log",
+        ] {
+            assert!(rc.lines().any(|l| l == line), "{line:?} missing from\n{rc}");
+        }
+    }
+
+    #[test]
+    fn recognises_iso_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut image = vec![0u8; 0x8006];
+        image[0x8001..0x8006].copy_from_slice(b"CD001");
+        let good = dir.path().join("good.iso");
+        std::fs::write(&good, &image).unwrap();
+        assert!(check_iso(&good).is_ok());
+        let bad = dir.path().join("bad.iso");
+        std::fs::write(&bad, b"hello").unwrap();
+        assert!(check_iso(&bad).is_err());
+        assert!(check_iso(&dir.path().join("missing.iso")).is_err());
+    }
+}
