@@ -42,6 +42,21 @@ pub enum Commands {
     /// emulator exited (or kept running) without a clean power-off; 6 when GRUB
     /// could not start the kernel; 130 when interrupted; 1 for any other error.
     Boot(BootArgs),
+    /// Boot the `bench` guest and report the round trip of a guest CPUID, a
+    /// hypercall and an unhandled port read (default engine: Bochs, whose TSC
+    /// counts instructions, so the figures are exact path lengths).
+    Bench(BenchArgs),
+}
+
+/// `tessera bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The emulator (Bochs gives instruction counts; KVM gives cycles).
+    #[arg(long, value_enum, default_value_t = EngineChoice::Bochs)]
+    pub engine: EngineChoice,
+    /// Give up after this many seconds.
+    #[arg(long, value_name = "S", default_value_t = 300)]
+    pub timeout: u64,
 }
 
 /// `tessera iso`.

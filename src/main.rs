@@ -5,6 +5,7 @@
 //! stdout carries only the console transcript (or, for `tessera kernel`, the
 //! kernel's path); the tool's own messages go to stderr.
 
+mod bench;
 mod boot;
 mod cli;
 mod config;
@@ -58,6 +59,34 @@ fn run(command: Commands) -> Result<u8> {
             Ok(0)
         }
         Commands::Boot(args) => boot_iso(&args.iso, &args.flags),
+        Commands::Bench(args) => {
+            let root = workspace::root()?;
+            deps::ensure(deps::ISO)?;
+            let kernel = workspace::build_kernel(&root)?;
+            workspace::build_guest_blobs(&root)?;
+            let config = Config::load(&root.join("guest-blobs").join("bench.toml"))?;
+            let target = workspace::target_dir(&root);
+            let out = target.join("tessera-bench.iso");
+            iso::build(&config, &kernel, &out)?;
+            let log = target.join("tessera-bench.serial.log");
+            let flags = BootFlags {
+                engine: args.engine,
+                timeout: args.timeout,
+                log: Some(log.clone()),
+                ..BootFlags::default()
+            };
+            let code = boot_iso(&out, &flags)?;
+            if code != 0 {
+                return Ok(code);
+            }
+            let transcript = std::fs::read_to_string(&log)?;
+            let engine = match args.engine {
+                crate::engine::EngineChoice::Bochs => "bochs",
+                _ => "the chosen engine",
+            };
+            print!("{}", bench::report(&bench::parse(&transcript), engine)?);
+            Ok(0)
+        }
         Commands::Demo(flags) => {
             let root = workspace::root()?;
             deps::ensure(deps::ISO)?;
