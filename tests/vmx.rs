@@ -1,0 +1,395 @@
+//! VMX end-to-end tests in Bochs (the only engine here that emulates VMX):
+//! the demo's guests run side by side, the crasher is contained, the spinner
+//! is preempted, extended state survives VM switches, bad modules are
+//! refused one by one while the rest run, and the bench guest reports.
+//!
+//! Each test boots a real ISO with the real kernel and asserts on the serial
+//! transcript; a failure prints the transcript's tail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const TOOL: &str = env!("CARGO_BIN_EXE_tessera");
+const TAIL_LINES: usize = 80;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("cannot run a command")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The kernel ELF, built once.
+fn kernel() -> &'static Path {
+    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
+    KERNEL.get_or_init(|| {
+        let output = run(Command::new(TOOL).arg("kernel"));
+        assert!(
+            output.status.success(),
+            "tessera kernel failed:\n{}",
+            text(&output.stderr)
+        );
+        PathBuf::from(text(&output.stdout).trim())
+    })
+}
+
+/// guest-blobs/build/, built once.
+fn guest_images() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = root().join("guest-blobs");
+    BUILT.get_or_init(|| {
+        let output = run(Command::new("make").arg("-C").arg(&dir));
+        assert!(
+            output.status.success(),
+            "make -C guest-blobs failed:\n{}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+    });
+    dir.join("build")
+}
+
+/// An ISO from a config file of the repository.
+fn iso_from_config(config: &Path, name: &str) -> PathBuf {
+    guest_images();
+    let out = scratch(name);
+    let output = run(Command::new(TOOL).args([
+        "iso".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--kernel".as_ref(),
+        kernel().as_os_str(),
+    ]));
+    assert!(
+        output.status.success(),
+        "tessera iso failed:\n{}",
+        text(&output.stderr)
+    );
+    out
+}
+
+/// Boots in Bochs; returns the transcript lines and whether the run ended
+/// in a clean power-off.
+fn boot_in_bochs(iso: &Path, name: &str) -> (Vec<String>, bool, String) {
+    let log = scratch(&format!("{name}.serial.log"));
+    let output = run(Command::new(TOOL).args([
+        "boot".as_ref(),
+        iso.as_os_str(),
+        "--engine".as_ref(),
+        "bochs".as_ref(),
+        "--timeout".as_ref(),
+        "1200".as_ref(),
+        "--log".as_ref(),
+        log.as_os_str(),
+    ]));
+    let lines = text(&output.stdout).lines().map(str::to_owned).collect();
+    (lines, output.status.success(), text(&output.stderr))
+}
+
+/// Collects failed checks and reports them all with the transcript's tail.
+struct Checks<'a> {
+    lines: &'a [String],
+    problems: Vec<String>,
+}
+
+impl<'a> Checks<'a> {
+    fn new(lines: &'a [String]) -> Self {
+        Checks {
+            lines,
+            problems: Vec::new(),
+        }
+    }
+
+    /// The index of the first line containing every one of `parts`.
+    fn find(&self, parts: &[&str]) -> Option<usize> {
+        self.lines
+            .iter()
+            .position(|line| parts.iter().all(|part| line.contains(part)))
+    }
+
+    fn has(&mut self, parts: &[&str]) -> Option<usize> {
+        let found = self.find(parts);
+        if found.is_none() {
+            self.problems.push(format!("no line with {parts:?}"));
+        }
+        found
+    }
+
+    fn before(&mut self, first: &[&str], second: &[&str], why: &str) {
+        if let (Some(a), Some(b)) = (self.has(first), self.has(second)) {
+            if a >= b {
+                self.problems.push(format!(
+                    "{why}: {first:?} (line {a}) should come before {second:?} (line {b})"
+                ));
+            }
+        }
+    }
+
+    fn count(&self, parts: &[&str]) -> usize {
+        self.lines
+            .iter()
+            .filter(|line| parts.iter().all(|part| line.contains(part)))
+            .count()
+    }
+
+    fn check(&mut self, ok: bool, what: impl Into<String>) {
+        if !ok {
+            self.problems.push(what.into());
+        }
+    }
+
+    fn finish(self, stderr: &str) {
+        if !self.problems.is_empty() {
+            let tail = &self.lines[self.lines.len().saturating_sub(TAIL_LINES)..];
+            panic!(
+                "{} problem(s):\n  {}\n--- last {} transcript lines\n{}\n--- stderr\n{}",
+                self.problems.len(),
+                self.problems.join("\n  "),
+                tail.len(),
+                tail.join("\n"),
+                stderr
+            );
+        }
+    }
+}
+
+/// The summary-table row of a VM, split into words.
+fn summary_row<'l>(lines: &'l [String], vm: &str) -> Option<Vec<&'l str>> {
+    let table = lines
+        .iter()
+        .position(|l| l.contains("tessera: all VMs have stopped"))?;
+    lines[table..]
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|words| words.first() == Some(&vm))
+}
+
+/// The count of one exit reason in a VM's `exits of` line.
+fn exit_count(lines: &[String], vm: &str, reason: &str) -> u64 {
+    let prefix = format!("exits of {vm}:");
+    lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix(&prefix).map(str::to_owned))
+        .and_then(|rest| {
+            rest.split(',').find_map(|item| {
+                let item = item.trim();
+                item.strip_prefix(reason)?.trim().parse().ok()
+            })
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn demo_guests_run_side_by_side() {
+    let iso = iso_from_config(&root().join("guest-blobs/demo.toml"), "vmx-demo.iso");
+    let (lines, clean, stderr) = boot_in_bochs(&iso, "vmx-demo");
+    let mut c = Checks::new(&lines);
+    c.check(clean, "the run did not end in a clean power-off");
+
+    // Every guest's output, prefixed with its name.
+    c.has(&["   hello | Hello from a real-mode guest!"]);
+    c.has(&["   hello | hello: entered at CS:IP 0000:7C00"]);
+    c.has(&[" counter | counter: I am VM 2 \"counter\" with 8192 KiB of RAM"]);
+    c.has(&[" counter | counter: done: 664579 primes below 10000000, as expected"]);
+    c.has(&[" spinner | spinner: done (state 0x4fef12838dabb2a0, as expected)"]);
+    c.has(&["    xs-a | xstate: all checks passed"]);
+    c.has(&["    xs-b | xstate: all checks passed"]);
+    c.check(
+        c.find(&["MISMATCH"]).is_none(),
+        "an xstate guest saw another VM's register values",
+    );
+
+    // Interleaved: each long-running guest prints while the others are
+    // still in the middle of their work.
+    c.before(
+        &["spinner | spinner: spinning"],
+        &["counter | counter: done"],
+        "counter and spinner do not interleave",
+    );
+    c.before(
+        &["counter | counter: 25%"],
+        &["spinner | spinner: done"],
+        "the spinner starved the counter",
+    );
+    c.before(
+        &["xs-b | xstate: phase 1"],
+        &["xs-a | xstate: all checks passed"],
+        "the xstate guests do not interleave",
+    );
+
+    // The crasher is stopped with a report, restarted per restart=on-crash,
+    // and the others go on to completion afterwards.
+    let crash = [
+        "[ERROR] vm crasher: stopped: EPT violation: write of guest-physical 0x40000000",
+        "outside its 2 MiB of RAM, at RIP 0x",
+    ];
+    c.has(&crash);
+    c.check(
+        c.count(&crash) == 4,
+        format!(
+            "the crasher should stop 4 times (first run + 3 restarts), stopped {} times",
+            c.count(&crash)
+        ),
+    );
+    c.has(&["vm crasher: restarting (3 of at most 3)"]);
+    c.before(
+        &crash,
+        &["counter | counter: done"],
+        "the counter did not outlive the crasher",
+    );
+
+    // The summary table.
+    c.has(&["tessera: all VMs have stopped"]);
+    for (vm, state, result) in [
+        ("hello", "halted", "HLT"),
+        ("counter", "exited", "exit code 0"),
+        ("spinner", "exited", "exit code 0"),
+        ("crasher", "crashed", "EPT violation"),
+        ("xs-a", "exited", "exit code 0"),
+        ("xs-b", "exited", "exit code 0"),
+    ] {
+        match summary_row(&lines, vm) {
+            Some(words) => {
+                c.check(
+                    words.get(1) == Some(&state),
+                    format!("{vm} is not `{state}`: {words:?}"),
+                );
+                c.check(
+                    words.join(" ").contains(result),
+                    format!("{vm}'s result lacks `{result}`: {words:?}"),
+                );
+            }
+            None => c.check(false, format!("no summary row for {vm}")),
+        }
+    }
+    // The spinner makes no exits of its own: everything it got beyond its
+    // few hypercalls is the preemption timer taking the CPU back.
+    let preemptions = exit_count(&lines, "spinner", "VMX-preemption timer");
+    c.check(
+        preemptions >= 10,
+        format!("the spinner was preempted only {preemptions} times"),
+    );
+    c.check(
+        exit_count(&lines, "hello", "I/O instruction") > 0,
+        "hello's port I/O exits were not counted",
+    );
+    c.has(&["tessera: powering off"]);
+    c.finish(&stderr);
+}
+
+/// A hand-written grub.cfg, so that the kernel — not the host tool, which
+/// refuses such configs — meets each malformed module.
+#[test]
+fn bad_modules_are_refused_and_the_rest_run() {
+    let images = guest_images();
+    let tree = scratch("bad-modules");
+    let _ = std::fs::remove_dir_all(&tree);
+    std::fs::create_dir_all(tree.join("boot/grub")).unwrap();
+    std::fs::create_dir_all(tree.join("guests")).unwrap();
+    std::fs::copy(kernel(), tree.join("boot/tessera.elf")).unwrap();
+    std::fs::copy(images.join("hello.bin"), tree.join("guests/hello.bin")).unwrap();
+    std::fs::copy(images.join("counter.elf"), tree.join("guests/counter.elf")).unwrap();
+    let counter = std::fs::read(images.join("counter.elf")).unwrap();
+    std::fs::write(tree.join("guests/truncated.elf"), &counter[..300]).unwrap();
+    std::fs::write(tree.join("guests/empty.bin"), b"").unwrap();
+    std::fs::write(
+        tree.join("boot/grub/grub.cfg"),
+        "set timeout=0\nset timeout_style=hidden\nmenuentry tessera {\n\
+         multiboot2 /boot/tessera.elf log=info\n\
+         module2 /guests/hello.bin name=hello mem=1M\n\
+         module2 /guests/truncated.elf name=truncated mem=2M\n\
+         module2 /guests/empty.bin name=empty mem=1M\n\
+         module2 /guests/counter.elf name=toolarge mem=64K\n\
+         module2 /guests/hello.bin name=hello mem=1M\n\
+         module2 /guests/hello.bin name=greedy mem=64G\n\
+         module2 /guests/hello.bin name=odd mem=1M colour=blue\n\
+         module2 /guests/counter.elf name=counter mem=4M\n\
+         boot\n}\n",
+    )
+    .unwrap();
+    let iso = scratch("bad-modules.iso");
+    let output = run(Command::new("grub-mkrescue").arg("-o").arg(&iso).arg(&tree));
+    assert!(
+        output.status.success(),
+        "grub-mkrescue failed:\n{}",
+        text(&output.stderr)
+    );
+
+    let (lines, clean, stderr) = boot_in_bochs(&iso, "bad-modules");
+    let mut c = Checks::new(&lines);
+    c.check(clean, "the run did not end in a clean power-off");
+    c.has(&[
+        "[ERROR] vm truncated: bad ELF:",
+        "reach past the end of the image; VM not created",
+    ]);
+    c.has(&["[ERROR] vm empty: the image is empty; VM not created"]);
+    c.has(&[
+        "[ERROR] vm toolarge: segment 0x100000..",
+        "does not fit in 64 KiB of guest RAM; VM not created",
+    ]);
+    c.has(&["[ERROR] vm hello: module 4 uses the name `hello` that another module already has"]);
+    c.has(&[
+        "[ERROR] vm greedy: mem=64 GiB is more than the",
+        "still free; VM not created",
+    ]);
+    c.has(&["[ERROR] module 6 (\"name=odd mem=1M colour=blue\"): unknown option `colour`"]);
+    // The good modules, before and after the bad ones, still run.
+    c.has(&["   hello | Hello from a real-mode guest!"]);
+    c.has(&[" counter | counter: done: 664579 primes"]);
+    c.check(
+        c.count(&["   hello | Hello from a real-mode guest!"]) == 1,
+        "the duplicate `hello` ran anyway",
+    );
+    c.has(&["tessera: all VMs have stopped"]);
+    for vm in ["truncated", "empty", "toolarge", "greedy", "odd"] {
+        c.check(
+            summary_row(&lines, vm).is_none(),
+            format!("{vm} appears in the summary although it was refused"),
+        );
+    }
+    c.finish(&stderr);
+}
+
+#[test]
+fn bench_guest_reports_exit_round_trips() {
+    let iso = iso_from_config(&root().join("guest-blobs/bench.toml"), "vmx-bench.iso");
+    let (lines, clean, stderr) = boot_in_bochs(&iso, "vmx-bench");
+    let mut c = Checks::new(&lines);
+    c.check(clean, "the run did not end in a clean power-off");
+    for operation in ["cpuid", "vmcall", "port-in", "baseline"] {
+        let prefix = format!("bench: {operation} ");
+        let figure = lines.iter().find_map(|l| {
+            let rest = &l[l.find(&prefix)? + prefix.len()..];
+            rest.split_whitespace().next()?.parse::<u64>().ok()
+        });
+        c.check(
+            figure.is_some_and(|f| f > 0),
+            format!("no figure for {operation}"),
+        );
+    }
+    // Each timed operation really exited: 10000 samples plus warm-ups.
+    for (reason, at_least) in [
+        ("CPUID", 10_000),
+        ("VMCALL", 10_000),
+        ("I/O instruction", 10_000),
+    ] {
+        let count = exit_count(&lines, "bench", reason);
+        c.check(
+            count >= at_least,
+            format!("only {count} {reason} exits for the bench guest"),
+        );
+    }
+    c.finish(&stderr);
+}
