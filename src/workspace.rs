@@ -59,8 +59,45 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
+/// Makes sure the toolchain can build for the bare-metal target.
+///
+/// rustup installs what rust-toolchain.toml names when it installs that
+/// toolchain, but not when the toolchain (say `stable`) is already there
+/// without the target, as on a fresh Debian machine with rustup's default
+/// install. So look for the target's library directory and add it when
+/// missing.
+pub fn ensure_bare_metal_target(root: &Path) -> Result<()> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(&rustc)
+        .current_dir(root)
+        .args(["--print", "target-libdir", "--target", KERNEL_TARGET])
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run rustc")?;
+    let libdir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    if output.status.success() && libdir.is_dir() {
+        return Ok(());
+    }
+    eprintln!("tessera: the Rust target {KERNEL_TARGET} is missing; running `rustup target add {KERNEL_TARGET}`");
+    let status = Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "add", KERNEL_TARGET])
+        .stdin(Stdio::null())
+        .stdout(std::io::stderr())
+        .status();
+    match status {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => bail!("`rustup target add {KERNEL_TARGET}` failed ({status})"),
+        Err(_) => bail!(
+            "the Rust target {KERNEL_TARGET} is not installed and rustup is not available; \
+             install it with your toolchain manager"
+        ),
+    }
+}
+
 /// Builds the kernel in release mode and returns the absolute path of its ELF.
 pub fn build_kernel(root: &Path) -> Result<PathBuf> {
+    ensure_bare_metal_target(root)?;
     eprintln!("tessera: building {KERNEL_PACKAGE} ({KERNEL_TARGET}, release)");
     // The JSON messages name the artifact exactly, wherever the target directory is.
     let mut child = cargo()
@@ -113,6 +150,7 @@ pub fn build_guest_blobs(root: &Path) -> Result<()> {
         return Ok(());
     }
     crate::deps::ensure(crate::deps::MAKE)?;
+    ensure_bare_metal_target(root)?;
     eprintln!("tessera: make -C {}", dir.display());
     let status = Command::new("make")
         .arg("-C")

@@ -48,6 +48,9 @@ fn guest_images() -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let dir = root().join("guest-blobs");
     BUILT.get_or_init(|| {
+        // Building the kernel through the tool first also installs the
+        // bare-metal Rust target the guests need, on a fresh machine.
+        kernel();
         let output = run(Command::new("make").arg("-C").arg(&dir));
         assert!(
             output.status.success(),
