@@ -115,14 +115,17 @@ mod kernel {
         }
         if boot.modules().is_empty() {
             println!("tessera: nothing to run: no guest modules were loaded");
-            idle(options.on_idle);
+            idle(options.on_idle, "no guest modules");
         }
         arch::mask_legacy_interrupts();
         let capabilities = match vmx::enable() {
             Ok(capabilities) => capabilities,
             Err(error) => {
                 println!("tessera: cannot run guests: {}", error);
-                idle(options.on_idle);
+                idle(
+                    options.on_idle,
+                    "no hardware virtualization to run guests with",
+                );
             }
         };
         let tsc_hz = arch::tsc::calibrate();
@@ -134,11 +137,11 @@ mod kernel {
         let mut vms = vmm::create_vms(boot.modules(), &capabilities);
         if vms.is_empty() {
             println!("tessera: nothing to run: no module became a VM");
-            idle(options.on_idle);
+            idle(options.on_idle, "no module became a VM");
         }
         vmm::run(&mut vms, &capabilities, options.timeslice_us, tsc_hz);
         vmm::print_summary(&vms);
-        idle(options.on_idle)
+        idle(options.on_idle, "every VM has stopped")
     }
 
     fn init_memory(boot: &BootInfo) {
@@ -258,9 +261,9 @@ mod kernel {
         }
     }
 
-    fn idle(action: IdleAction) -> ! {
+    fn idle(action: IdleAction, reason: &str) -> ! {
         match action {
-            IdleAction::PowerOff => power::power_off("no VM left to run"),
+            IdleAction::PowerOff => power::power_off(reason),
             IdleAction::Reboot => power::reboot(),
             IdleAction::Halt => {
                 println!("tessera: halted (on-idle=halt); reset the machine to restart");
