@@ -106,6 +106,10 @@ mod kernel {
         let virtualization = arch::cpu::probe();
         map_all_memory(&boot, virtualization.huge_pages);
 
+        match boot.rsdp {
+            Some(address) => println!("boot: ACPI RSDP (GRUB's copy) at {:#x}", address),
+            None => println!("boot: no ACPI RSDP from the bootloader"),
+        }
         print_modules(&boot);
         arch::cpu::report(&virtualization);
         power::init(boot.rsdp);
