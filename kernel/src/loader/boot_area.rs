@@ -129,8 +129,9 @@ impl Plan {
         let stack = self.start + STACK_SIZE;
         let gdt_base = stack;
         let mut gdt = [0u8; GDT.len() * 8];
-        for (bytes, descriptor) in gdt.chunks_exact_mut(8).zip(GDT) {
-            bytes.copy_from_slice(&descriptor.to_le_bytes());
+        let (chunks, _) = gdt.as_chunks_mut::<8>();
+        for (bytes, descriptor) in chunks.iter_mut().zip(GDT) {
+            *bytes = descriptor.to_le_bytes();
         }
         memory.write(gdt_base, &gdt);
         let cr3 = if self.mode == CpuMode::Long {
