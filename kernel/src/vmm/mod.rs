@@ -232,10 +232,9 @@ fn finish(vm: &mut Vm, reason: StopReason) {
 pub fn print_summary(vms: &[Vm]) {
     crate::println!("tessera: all VMs have stopped");
     crate::println!(
-        "  {:<12} {:<8} {:<44} {:>9} {:>8}",
+        "  {:<12} {:<8} {:>9} {:>8}  RESULT",
         "VM",
         "STATE",
-        "RESULT",
         "EXITS",
         "RESTARTS"
     );
@@ -246,18 +245,13 @@ pub fn print_summary(vms: &[Vm]) {
             Some(StopReason::Fault(what)) => ("crashed", what.clone()),
             None => ("running", String::new()),
         };
-        let result = if result.len() > 44 {
-            format!("{}...", &result[..41])
-        } else {
-            result
-        };
         crate::println!(
-            "  {:<12} {:<8} {:<44} {:>9} {:>8}",
+            "  {:<12} {:<8} {:>9} {:>8}  {}",
             vm.name,
             state,
-            result,
             vm.exits.total(),
-            vm.restarts
+            vm.restarts,
+            result
         );
     }
     for vm in vms {
