@@ -70,7 +70,8 @@ pub fn handle(vm: &mut Vm, exit: VmExit, capabilities: &Capabilities) -> Outcome
                     edx: host.edx,
                 },
                 0,
-                control::CR4_SHADOW.read() & CR4_OSXSAVE != 0,
+                // Only leaf 1 reports OSXSAVE; spare the VMREAD otherwise.
+                leaf == 1 && control::CR4_SHADOW.read() & CR4_OSXSAVE != 0,
             );
             registers.rax = view.eax as u64;
             registers.rbx = view.ebx as u64;
