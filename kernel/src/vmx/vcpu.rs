@@ -198,11 +198,15 @@ impl Vcpu {
         }
         // SAFETY: the page is fresh and identity-mapped; it becomes this
         // vCPU's VMCS, initialised by VMCLEAR (SDM Vol. 3C, 25.11.3).
-        unsafe {
+        let cleared = unsafe {
             (vmcs.start as *mut u32).write(capabilities.revision);
-            if x86::bits64::vmx::vmclear(vmcs.start).is_err() {
-                return Err(VcpuError::VmcsInstruction);
-            }
+            x86::bits64::vmx::vmclear(vmcs.start).is_ok()
+        };
+        if !cleared {
+            // SAFETY: allocated above with this layout and not shared.
+            unsafe { dealloc(xsave_area, xsave_layout) };
+            crate::mm::free(vmcs);
+            return Err(VcpuError::VmcsInstruction);
         }
         let mut vcpu = Vcpu {
             vmcs,
