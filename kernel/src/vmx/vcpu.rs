@@ -12,6 +12,8 @@ use super::entry::{self, EntryResult, GuestRegisters};
 use super::vmcs::{control, exit, guest, host};
 use alloc::alloc::{alloc_zeroed, dealloc, Layout};
 use tessera_kernel::controls::apply_fixed_bits;
+// The flat GDT the loader writes into guest RAM defines these selectors.
+use tessera_kernel::loader;
 use tessera_kernel::options::CpuMode;
 use tessera_kernel::phys::PhysRange;
 use x86::msr::{rdmsr, wrmsr};
@@ -462,13 +464,13 @@ fn write_guest_state(capabilities: &Capabilities, start: &StartState) {
         }
         CpuMode::Protected | CpuMode::Long => {
             let (selector, rights) = if start.mode == CpuMode::Long {
-                (0x08, access::CODE64)
+                (loader::CODE64_SELECTOR, access::CODE64)
             } else {
-                (0x18, access::CODE32)
+                (loader::CODE32_SELECTOR, access::CODE32)
             };
             write_segment(guest::CS, selector, 0, 0xffff_ffff, rights);
             for segment in [guest::DS, guest::ES, guest::SS, guest::FS, guest::GS] {
-                write_segment(segment, 0x10, 0, 0xffff_ffff, access::DATA);
+                write_segment(segment, loader::DATA_SELECTOR, 0, 0xffff_ffff, access::DATA);
             }
             guest::IDTR_BASE.write(0);
             guest::IDTR_LIMIT.write(0);
