@@ -1,7 +1,8 @@
 //! VMX end-to-end tests in Bochs (the only engine here that emulates VMX):
 //! the demo's guests run side by side, the crasher is contained, the spinner
 //! is preempted, extended state survives VM switches, bad modules are
-//! refused one by one while the rest run, and the bench guest reports.
+//! refused one by one while the rest run, the bench guest reports, and a
+//! hostile guest's misuse and triple fault are contained.
 //!
 //! Each test boots a real ISO with the real kernel and asserts on the serial
 //! transcript; a failure prints the transcript's tail.
@@ -393,6 +394,74 @@ fn bench_guest_reports_exit_round_trips() {
             count >= at_least,
             format!("only {count} {reason} exits for the bench guest"),
         );
+    }
+    c.finish(&stderr);
+}
+
+/// An adversarial guest next to a well-behaved one: every misuse gets the
+/// architectural answer, the deliberate triple fault stops that VM alone, and
+/// the counter finishes its work as if nothing happened.
+#[test]
+fn a_hostile_guest_is_contained() {
+    let iso = iso_from_config(&root().join("guest-blobs/hostile.toml"), "vmx-hostile.iso");
+    let (lines, clean, stderr) = boot_in_bochs(&iso, "vmx-hostile");
+    let mut c = Checks::new(&lines);
+    c.check(clean, "the run did not end in a clean power-off");
+
+    // One line per probe: `hostile: <probe>: <outcome> (expected <what>) ok|FAIL`.
+    let probes: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(" hostile | hostile: ") && l.contains(" (expected "))
+        .collect();
+    c.check(!probes.is_empty(), "no probe lines from hostile");
+    for line in &probes {
+        c.check(
+            line.ends_with(" ok") && !line.contains("FAIL"),
+            format!("a probe failed: {line}"),
+        );
+    }
+    let summary = format!("hostile: {} probes, 0 failed", probes.len());
+    c.has(&[" hostile | ", &summary]);
+    // REP OUTSB to COM1 arrives as a console line with the VM's prefix.
+    c.has(&[" hostile | hostile: sent to COM1 with REP OUTSB 40"]);
+    // The deliberate triple fault stops hostile with a report, after its
+    // summary; the counter goes on to the end.
+    let triple_fault = ["[ERROR] vm hostile: stopped: triple fault at RIP 0x"];
+    c.before(
+        &[&summary],
+        &triple_fault,
+        "hostile triple-faulted before finishing its probes",
+    );
+    // hostile yields first, so the counter is mid-count throughout.
+    c.before(
+        &[" counter | counter: counting the primes"],
+        &triple_fault,
+        "the counter did not start before hostile's triple fault",
+    );
+    c.before(
+        &triple_fault,
+        &[" counter | counter: done: 664579 primes"],
+        "the counter did not outlive hostile",
+    );
+
+    c.has(&["tessera: all VMs have stopped"]);
+    for (vm, state, result) in [
+        ("hostile", "crashed", "triple fault"),
+        ("counter", "exited", "exit code 0"),
+    ] {
+        match summary_row(&lines, vm) {
+            Some(words) => {
+                c.check(
+                    words.get(1) == Some(&state),
+                    format!("{vm} is not `{state}`: {words:?}"),
+                );
+                c.check(
+                    words.join(" ").contains(result),
+                    format!("{vm}'s result lacks `{result}`: {words:?}"),
+                );
+            }
+            None => c.check(false, format!("no summary row for {vm}")),
+        }
     }
     c.finish(&stderr);
 }

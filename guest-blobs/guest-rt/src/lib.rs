@@ -1,7 +1,8 @@
 //! guest-rt: what every Rust guest of tessera shares — the `_start` entry glue,
-//! the hypercall ABI, `print!`/`println!` over the hypercall console, and the
-//! panic handler. A guest is then a `no_std`, `no_main` binary that names its
-//! main function with [`entry!`]:
+//! the hypercall ABI, `print!`/`println!` over the hypercall console, the
+//! panic handler, and an optional exception table with probes for
+//! instructions expected to fault ([`idt`], [`probe!`]). A guest is then a
+//! `no_std`, `no_main` binary that names its main function with [`entry!`]:
 //!
 //! ```ignore
 //! #![no_std]
@@ -19,6 +20,7 @@
 
 pub mod console;
 pub mod hypercall;
+pub mod idt;
 mod start;
 
 pub use hypercall::{exit, vm_info, yield_now, Error, VmInfo};
