@@ -1,8 +1,10 @@
 //! What a guest sees of CPUID: the host's answer, minus what tessera does not
 //! virtualize, plus the hypervisor leaves.
 //!
-//! Hidden: VMX (tessera does not nest), x2APIC, MONITOR/MWAIT, the
-//! performance-monitoring leaf, and instructions whose VMX enable control
+//! Hidden: VMX (tessera does not nest), SMX, x2APIC, MONITOR/MWAIT, the
+//! performance-monitoring leaf, machine-check architecture and the
+//! TSC-deadline timer and TSC_ADJUST (whose MSRs tessera does not
+//! virtualize yet), and instructions whose VMX enable control
 //! tessera leaves off (RDTSCP, INVPCID, XSAVES) — executing those in a guest
 //! raises #UD, so advertising them would be a lie (SDM Vol. 3C, 26.6.2).
 //! Shown: CPUID.1:ECX[31] "hypervisor present" and leaves 0x4000_0000+.
@@ -31,7 +33,12 @@ pub const INTERFACE_VERSION: u32 = 1;
 
 const LEAF1_ECX_MONITOR: u32 = 1 << 3;
 const LEAF1_ECX_VMX: u32 = 1 << 5;
+const LEAF1_ECX_SMX: u32 = 1 << 6;
 const LEAF1_ECX_X2APIC: u32 = 1 << 21;
+const LEAF1_ECX_TSC_DEADLINE: u32 = 1 << 24;
+const LEAF1_EDX_MCE: u32 = 1 << 7;
+const LEAF1_EDX_MCA: u32 = 1 << 14;
+const LEAF7_EBX_TSC_ADJUST: u32 = 1 << 1;
 const LEAF1_ECX_OSXSAVE: u32 = 1 << 27;
 const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
 const LEAF7_EBX_INVPCID: u32 = 1 << 10;
@@ -53,7 +60,12 @@ pub fn guest_view(
     let mut r = host;
     match leaf {
         0x1 => {
-            r.ecx &= !(LEAF1_ECX_VMX | LEAF1_ECX_X2APIC | LEAF1_ECX_MONITOR);
+            r.ecx &= !(LEAF1_ECX_VMX
+                | LEAF1_ECX_SMX
+                | LEAF1_ECX_X2APIC
+                | LEAF1_ECX_MONITOR
+                | LEAF1_ECX_TSC_DEADLINE);
+            r.edx &= !(LEAF1_EDX_MCE | LEAF1_EDX_MCA);
             r.ecx |= LEAF1_ECX_HYPERVISOR;
             r.ecx &= !LEAF1_ECX_OSXSAVE;
             if osxsave {
@@ -65,7 +77,7 @@ pub fn guest_view(
         }
         0x5 | 0xa => r = CpuidResult::default(),
         0x7 if subleaf == 0 => {
-            r.ebx &= !LEAF7_EBX_INVPCID;
+            r.ebx &= !(LEAF7_EBX_INVPCID | LEAF7_EBX_TSC_ADJUST);
             r.ecx &= !LEAF7_ECX_WAITPKG;
         }
         0xd if subleaf == 1 => r.eax &= !LEAFD1_EAX_XSAVES,
@@ -126,6 +138,8 @@ mod tests {
         assert_eq!(r.ebx >> 24, 3);
         let r = guest_view(1, 0, ALL, 0, false);
         assert_eq!(r.ecx & (LEAF1_ECX_X2APIC | LEAF1_ECX_MONITOR), 0);
+        assert_eq!(r.ecx & (LEAF1_ECX_SMX | LEAF1_ECX_TSC_DEADLINE), 0);
+        assert_eq!(r.edx & (LEAF1_EDX_MCE | LEAF1_EDX_MCA), 0);
         assert_eq!(
             r.ecx & LEAF1_ECX_OSXSAVE,
             0,
@@ -156,7 +170,10 @@ mod tests {
 
     #[test]
     fn disabled_instructions_are_not_advertised() {
-        assert_eq!(guest_view(7, 0, ALL, 0, false).ebx & LEAF7_EBX_INVPCID, 0);
+        assert_eq!(
+            guest_view(7, 0, ALL, 0, false).ebx & (LEAF7_EBX_INVPCID | LEAF7_EBX_TSC_ADJUST),
+            0
+        );
         assert_eq!(
             guest_view(7, 1, ALL, 0, false),
             ALL,

@@ -17,6 +17,7 @@ pub mod controls;
 pub mod cpuid;
 pub mod ept;
 pub mod exit_reason;
+pub mod guest_walk;
 pub mod hypercall;
 pub mod line_buffer;
 pub mod loader;

@@ -32,6 +32,9 @@ const CR0_PG: u64 = 1 << 31;
 const CR4_PAE: u64 = 1 << 5;
 const CR4_VMXE: u64 = 1 << 13;
 const CR4_OSXSAVE: u64 = 1 << 18;
+const CR4_SMXE: u64 = 1 << 14;
+/// CR0's defined bits: PE MP EM TS ET NE WP AM NW CD PG.
+const CR0_DEFINED: u64 = 0x3f | (1 << 16) | (1 << 18) | (7 << 29);
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
 
@@ -46,6 +49,19 @@ pub fn inject_exception(vector: u8, error_code: Option<u32>) {
         control::ENTRY_EXCEPTION_ERROR_CODE.write(code);
     }
     control::ENTRY_INTERRUPTION_INFO.write(info);
+}
+
+/// CR0 as the guest sees it: its own bits from the guest field, the bits
+/// tessera owns from the read shadow (SDM Vol. 3C, 26.6.6).
+pub fn visible_cr0() -> u64 {
+    let mask = control::CR0_MASK.read();
+    (guest::CR0.read() & !mask) | (control::CR0_SHADOW.read() & mask)
+}
+
+/// CR4 as the guest sees it.
+pub fn visible_cr4() -> u64 {
+    let mask = control::CR4_MASK.read();
+    (guest::CR4.read() & !mask) | (control::CR4_SHADOW.read() & mask)
 }
 
 /// The guest's current privilege level: SS.DPL (SDM Vol. 3A, 5.5).
@@ -70,8 +86,8 @@ pub fn handle(vm: &mut Vm, exit: VmExit, capabilities: &Capabilities) -> Outcome
                     edx: host.edx,
                 },
                 0,
-                // Only leaf 1 reports OSXSAVE; spare the VMREAD otherwise.
-                leaf == 1 && control::CR4_SHADOW.read() & CR4_OSXSAVE != 0,
+                // Only leaf 1 reports OSXSAVE; spare the VMREADs otherwise.
+                leaf == 1 && visible_cr4() & CR4_OSXSAVE != 0,
             );
             registers.rax = view.eax as u64;
             registers.rbx = view.ebx as u64;
@@ -91,15 +107,10 @@ pub fn handle(vm: &mut Vm, exit: VmExit, capabilities: &Capabilities) -> Outcome
         VmExit::Io(access) if access.string => match io::handle_string(vm, access) {
             Ok(()) => Outcome::Continue,
             Err(io::StringIoError::UnsupportedPaging) => Outcome::Stop(StopReason::Fault(format!(
-                "string I/O on port {:#x} under a paging mode tessera does not walk (RIP {:#x})",
+                "string I/O on port {:#x} under 32-bit or PAE paging, which tessera does not walk (RIP {:#x})",
                 access.port,
                 guest::RIP.read()
             ))),
-            Err(io::StringIoError::BadAddress(linear)) => {
-                inject_exception(VECTOR_GP, Some(0));
-                log::debug!("vm {}: string I/O from bad address {:#x}", vm.name, linear);
-                Outcome::Continue
-            }
         },
         VmExit::Io(access) => {
             io::handle(vm, access);
@@ -298,7 +309,7 @@ fn handle_control_register(
         0 => read_gpr(vm, access.gpr),
         // LMSW changes only PE, MP, EM, TS and cannot clear PE.
         3 => {
-            let old = control::CR0_SHADOW.read();
+            let old = visible_cr0();
             let source = access.lmsw_source as u64 & 0xf;
             (old & !0xe) | source | (old & CR0_PE)
         }
@@ -316,12 +327,11 @@ fn handle_control_register(
     match access.register {
         0 => {
             let efer = guest::EFER.read();
-            let invalid = value >> 32 != 0
+            // SDM Vol. 3A, 2.5 and the MOV-to-CR0 #GP conditions.
+            let invalid = value & !CR0_DEFINED != 0
                 || (value & CR0_PG != 0 && value & CR0_PE == 0)
                 || (value & CR0_NW != 0 && value & CR0_CD == 0)
-                || (value & CR0_PG != 0
-                    && efer & EFER_LME != 0
-                    && control::CR4_SHADOW.read() & CR4_PAE == 0);
+                || (value & CR0_PG != 0 && efer & EFER_LME != 0 && visible_cr4() & CR4_PAE == 0);
             if invalid {
                 inject_exception(VECTOR_GP, Some(0));
                 return;
@@ -340,7 +350,10 @@ fn handle_control_register(
             guest::CR0.write(real_cr0(capabilities, value));
         }
         4 => {
-            if value & CR4_VMXE != 0 || value >> 32 != 0 {
+            // Bits the CPU cannot hold (outside IA32_VMX_CR4_FIXED1), VMXE
+            // (tessera does not nest) and SMXE (SMX is not offered) fault.
+            let allowed = capabilities.cr4_fixed1 & 0xffff_ffff & !(CR4_VMXE | CR4_SMXE);
+            if value & !allowed != 0 {
                 inject_exception(VECTOR_GP, Some(0));
                 return;
             }

@@ -10,6 +10,7 @@
 use super::vm::Vm;
 use crate::vmx::exit::IoAccess;
 use crate::vmx::vmcs::{exit, guest};
+use tessera_kernel::hypercall::guest_range;
 
 const COM1: u16 = 0x3f8;
 const LCR_DLAB: u8 = 0x80;
@@ -104,43 +105,67 @@ pub fn handle(vm: &mut Vm, access: IoAccess) {
 
 /// Why a string I/O instruction could not be emulated.
 pub enum StringIoError {
-    /// The guest's paging mode is one tessera does not walk.
+    /// The guest's paging mode is one tessera does not walk (32-bit or PAE).
     UnsupportedPaging,
-    /// A linear address did not translate, or left guest RAM.
-    BadAddress(u64),
 }
 
-/// Translates a guest linear address to guest-physical for a host-side
-/// access: paging off, or 4-level IA-32e paging walked in guest RAM.
-fn translate(vm: &Vm, linear: u64) -> Result<u64, StringIoError> {
+/// What the guest gets when an element's memory operand cannot be reached.
+enum OperandFault {
+    /// #PF with this error code; CR2 = the linear address.
+    PageFault(u64, u32),
+    /// #GP(0): a non-canonical address, or one whose tables or data lie
+    /// outside guest RAM (where the hardware would find no memory either).
+    GeneralProtection,
+}
+
+/// Translates the memory operand of one element to a guest-physical range
+/// inside guest RAM.
+fn operand(
+    vm: &Vm,
+    linear: u64,
+    size: u64,
+    write: bool,
+) -> Result<Result<u64, OperandFault>, StringIoError> {
+    use tessera_kernel::guest_walk::{translate, Access, WalkError};
     let cr0 = guest::CR0.read();
-    if cr0 & (1 << 31) == 0 {
-        return Ok(linear);
-    }
-    if guest::EFER.read() & (1 << 10) == 0 {
-        return Err(StringIoError::UnsupportedPaging);
-    }
-    let mut table = guest::CR3.read() & 0x000f_ffff_ffff_f000;
-    for level in (1..=4).rev() {
-        let index = (linear >> (12 + 9 * (level - 1))) & 0x1ff;
-        let address = table + index * 8;
-        tessera_kernel::hypercall::guest_range(address, 8, vm.ram.size())
-            .ok_or(StringIoError::BadAddress(linear))?;
-        let entry = u64::from_le_bytes(vm.ram.slice(address, 8).try_into().unwrap_or([0; 8]));
-        if entry & 1 == 0 {
-            return Err(StringIoError::BadAddress(linear));
+    let gpa = if cr0 & (1 << 31) == 0 {
+        linear
+    } else {
+        if guest::EFER.read() & (1 << 10) == 0 {
+            return Err(StringIoError::UnsupportedPaging);
         }
-        let large = level > 1 && entry & (1 << 7) != 0;
-        if level == 1 || large {
-            let page = 1u64 << (12 + 9 * (level - 1));
-            return Ok((entry & 0x000f_ffff_ffff_f000 & !(page - 1)) | (linear & (page - 1)));
+        let access = Access {
+            write,
+            user: super::exits::guest_cpl() == 3,
+        };
+        let read = |gpa: u64| {
+            guest_range(gpa, 8, vm.ram.size())
+                .map(|_| u64::from_le_bytes(vm.ram.slice(gpa, 8).try_into().unwrap_or([0; 8])))
+        };
+        match translate(
+            read,
+            guest::CR3.read(),
+            linear,
+            access,
+            cr0 & (1 << 16) != 0,
+        ) {
+            Ok(gpa) => gpa,
+            Err(WalkError::PageFault(code)) => {
+                return Ok(Err(OperandFault::PageFault(linear, code)))
+            }
+            Err(WalkError::NonCanonical | WalkError::TableOutsideRam(_)) => {
+                return Ok(Err(OperandFault::GeneralProtection))
+            }
         }
-        table = entry & 0x000f_ffff_ffff_f000;
-    }
-    Err(StringIoError::BadAddress(linear))
+    };
+    Ok(guest_range(gpa, size, vm.ram.size())
+        .map(|_| gpa)
+        .ok_or(OperandFault::GeneralProtection))
 }
 
-/// Emulates INS/OUTS (with or without REP), in batches.
+/// Emulates INS/OUTS (with or without REP), in batches. An element whose
+/// memory operand faults ends the instruction there, with RSI/RDI and RCX
+/// showing the elements done, as on hardware, and the fault delivered.
 pub fn handle_string(vm: &mut Vm, access: IoAccess) -> Result<(), StringIoError> {
     // VM-exit instruction information for INS/OUTS (SDM Vol. 3C, Table 29-8):
     // bits 9:7 address size, bits 17:15 segment register (OUTS only).
@@ -158,8 +183,8 @@ pub fn handle_string(vm: &mut Vm, access: IoAccess) -> Result<(), StringIoError>
     } else {
         1
     };
-    let count = total.min(STRING_BATCH);
-    let (base, mut offset) = if access.input {
+    let batch = total.min(STRING_BATCH);
+    let (base, start) = if access.input {
         (guest::ES.base.read(), registers.rdi & address_mask)
     } else {
         let segment = match (info >> 15) & 7 {
@@ -172,11 +197,18 @@ pub fn handle_string(vm: &mut Vm, access: IoAccess) -> Result<(), StringIoError>
         };
         (segment.base.read(), registers.rsi & address_mask)
     };
-    for _ in 0..count {
+    let mut offset = start;
+    let mut done = 0;
+    let mut fault = None;
+    while done < batch {
         let linear = base.wrapping_add(offset);
-        let gpa = translate(vm, linear)?;
-        tessera_kernel::hypercall::guest_range(gpa, size, vm.ram.size())
-            .ok_or(StringIoError::BadAddress(linear))?;
+        let gpa = match operand(vm, linear, size, access.input)? {
+            Ok(gpa) => gpa,
+            Err(error) => {
+                fault = Some(error);
+                break;
+            }
+        };
         if access.input {
             let value = read_port(vm, access.port, access.size).to_le_bytes();
             vm.ram
@@ -192,6 +224,7 @@ pub fn handle_string(vm: &mut Vm, access: IoAccess) -> Result<(), StringIoError>
         } else {
             offset.wrapping_add(size)
         } & address_mask;
+        done += 1;
     }
     let registers = &mut vm.vcpu.registers;
     let update = |register: &mut u64| *register = (*register & !address_mask) | offset;
@@ -201,13 +234,21 @@ pub fn handle_string(vm: &mut Vm, access: IoAccess) -> Result<(), StringIoError>
         update(&mut registers.rsi);
     }
     if access.rep {
-        let left = total - count;
-        registers.rcx = (registers.rcx & !address_mask) | left;
-        if left > 0 {
-            // Leave RIP on the instruction: it resumes with the rest.
-            return Ok(());
-        }
+        registers.rcx = (registers.rcx & !address_mask) | (total - done);
     }
-    crate::vmx::exit::skip_instruction();
+    match fault {
+        Some(OperandFault::PageFault(linear, code)) => {
+            // VMX leaves CR2 alone, so the CPU's CR2 is the guest's while
+            // its vCPU is loaded (see `Vcpu::switch_in`).
+            // SAFETY: CR2 is not used by the hypervisor itself.
+            unsafe { core::arch::asm!("mov cr2, {}", in(reg) linear, options(nostack)) };
+            super::exits::inject_exception(14, Some(code));
+        }
+        Some(OperandFault::GeneralProtection) => super::exits::inject_exception(13, Some(0)),
+        // Leave RIP on the instruction while elements remain: it resumes
+        // with the rest, so a huge RCX cannot hold the CPU.
+        None if access.rep && total > done => {}
+        None => crate::vmx::exit::skip_instruction(),
+    }
     Ok(())
 }

@@ -22,6 +22,8 @@ const APIC_BASE_VALUE: u64 = 0xfee0_0000 | (1 << 11) | (1 << 8);
 /// EFER bits a guest may set: SCE, LME, LMA (read-only), NXE.
 const EFER_WRITABLE: u64 = (1 << 0) | (1 << 8) | (1 << 11);
 const EFER_LMA: u64 = 1 << 10;
+const EFER_LME: u64 = 1 << 8;
+const CR0_PG: u64 = 1 << 31;
 /// MTRR_DEF_TYPE bits: type (7:0), fixed-range enable (10), enable (11).
 const MTRR_DEF_TYPE_WRITABLE: u64 = 0xff | (1 << 10) | (1 << 11);
 
@@ -42,12 +44,17 @@ impl Default for VirtualMsrs {
     }
 }
 
+/// UC, WC, WT, WP, WB (SDM Vol. 3A, Table 13-8).
+fn valid_memory_type(value: u8) -> bool {
+    matches!(value, 0 | 1 | 4 | 5 | 6)
+}
+
 fn valid_pat(value: u64) -> bool {
-    // Each of the 8 entries must name a defined memory type (SDM 13.12.2).
+    // Each of the 8 entries is a memory type or 7, UC- (SDM 13.12.2).
     value
         .to_le_bytes()
         .iter()
-        .all(|&entry| matches!(entry, 0 | 1 | 4 | 5 | 6 | 7))
+        .all(|&entry| valid_memory_type(entry) || entry == 7)
 }
 
 /// The value of `msr` for the guest, or `None` for #GP.
@@ -77,13 +84,23 @@ pub fn write(msrs: &mut VirtualMsrs, msr: u32, value: u64) -> bool {
         // documented way to read it back; accept and ignore.
         IA32_BIOS_SIGN_ID => {}
         IA32_APIC_BASE if value == APIC_BASE_VALUE => {}
-        IA32_MISC_ENABLE => msrs.misc_enable = value,
+        // Only fast strings (bit 0) may change; tessera emulates none of the
+        // other controls, so a write that would change them faults.
+        IA32_MISC_ENABLE if (value ^ msrs.misc_enable) & !1 == 0 => msrs.misc_enable = value,
         IA32_PAT if valid_pat(value) => guest::PAT.write(value),
-        IA32_MTRR_DEF_TYPE if value & !MTRR_DEF_TYPE_WRITABLE == 0 => msrs.mtrr_def_type = value,
+        IA32_MTRR_DEF_TYPE
+            if value & !MTRR_DEF_TYPE_WRITABLE == 0 && valid_memory_type(value as u8) =>
+        {
+            msrs.mtrr_def_type = value
+        }
         IA32_EFER if value & !(EFER_WRITABLE | EFER_LMA) == 0 => {
+            let current = guest::EFER.read();
+            // LME cannot change while paging is on (SDM Vol. 3A, 10.8.5).
+            if (value ^ current) & EFER_LME != 0 && guest::CR0.read() & CR0_PG != 0 {
+                return false;
+            }
             // LMA follows CR0.PG and LME; the guest cannot set it directly.
-            let lma = guest::EFER.read() & EFER_LMA;
-            guest::EFER.write((value & EFER_WRITABLE) | lma);
+            guest::EFER.write((value & EFER_WRITABLE) | (current & EFER_LMA));
         }
         _ => return false,
     }
