@@ -424,6 +424,31 @@ fn a_hostile_guest_is_contained() {
     c.has(&[" hostile | ", &summary]);
     // REP OUTSB to COM1 arrives as a console line with the VM's prefix.
     c.has(&[" hostile | hostile: sent to COM1 with REP OUTSB 40"]);
+    // A REP OUTSB whose source runs into a page hostile left unmapped sends
+    // the 16 bytes before it (a whole line, nothing after it) and only then
+    // raises the #PF, with RSI and RCX showing that progress.
+    c.check(
+        lines
+            .iter()
+            .any(|l| l.ends_with(" hostile | hostile: 16 out")),
+        "the first 16 bytes of the REP OUTSB into an unmapped page are not a line of their own",
+    );
+    c.before(
+        &[" hostile | hostile: 16 out"],
+        &[
+            " hostile | hostile: REP OUTSB of 32 bytes at ",
+            "index +16, RCX 16 (expected",
+        ],
+        "the partial REP OUTSB line did not come before its probe's result",
+    );
+    // The page-walk probes ran (they are not skipped on any CPU).
+    for probe in [
+        "OUTSB from linear 0x800005a5 (not mapped in my own page tables): ",
+        "INSB to linear 0x800005a5 (not mapped in my own page tables): ",
+        "INSB to 0x40002010 (read-only page, CR0.WP = 1): ",
+    ] {
+        c.has(&[" hostile | hostile: ", probe]);
+    }
     // The deliberate triple fault stops hostile with a report, after its
     // summary; the counter goes on to the end.
     let triple_fault = ["[ERROR] vm hostile: stopped: triple fault at RIP 0x"];

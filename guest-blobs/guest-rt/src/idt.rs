@@ -9,9 +9,9 @@
 //!
 //! [`probe!`](crate::probe) runs a piece of inline assembly with a *resume
 //! address* armed: if it raises one of the vectors the probe catches, the
-//! handler records the vector and error code, disarms, and resumes right
-//! after the assembly instead of reporting. The probe evaluates to the
-//! [`Fault`], or `None` when nothing was raised. Any other vector, and any
+//! handler records the vector, error code and (for a #PF) CR2, disarms, and
+//! resumes right after the assembly instead of reporting. The probe
+//! evaluates to the [`Fault`], or `None` when nothing was raised. Any other vector, and any
 //! exception while no probe is armed, is reported as above.
 //!
 //! The handlers run on the interrupted stack (CPL 0 to CPL 0, no IST), which
@@ -57,6 +57,9 @@ static CATCH: AtomicU32 = AtomicU32::new(0);
 static CAUGHT_VECTOR: AtomicU32 = AtomicU32::new(NO_FAULT);
 /// Its error code (0 for vectors without one).
 static CAUGHT_ERROR: AtomicU64 = AtomicU64::new(0);
+/// CR2 when it was a #PF, else 0: read in the handler, before anything else
+/// can fault.
+static CAUGHT_CR2: AtomicU64 = AtomicU64::new(0);
 const NO_FAULT: u32 = u32::MAX;
 
 core::arch::global_asm!(
@@ -91,6 +94,12 @@ core::arch::global_asm!(
     "    mov dword ptr [rip + {caught_vector}], ecx",
     "    mov rax, qword ptr [rsp + 24]",
     "    mov qword ptr [rip + {caught_error}], rax",
+    // The faulting address, for a #PF only (the flags are the frame's on IRETQ).
+    "    xor eax, eax",
+    "    cmp ecx, 14",
+    "    jne 4f",
+    "    mov rax, cr2",
+    "4:  mov qword ptr [rip + {caught_cr2}], rax",
     "    pop rcx",
     "    pop rax",
     "    add rsp, 16",
@@ -118,6 +127,7 @@ core::arch::global_asm!(
     catch = sym CATCH,
     caught_vector = sym CAUGHT_VECTOR,
     caught_error = sym CAUGHT_ERROR,
+    caught_cr2 = sym CAUGHT_CR2,
     report = sym report,
 );
 
@@ -174,6 +184,8 @@ pub struct Fault {
     pub vector: u8,
     /// The error code the CPU pushed, 0 for vectors without one.
     pub error_code: u64,
+    /// CR2, the faulting linear address, for a #PF; 0 for other vectors.
+    pub cr2: u64,
 }
 
 impl Fault {
@@ -287,12 +299,13 @@ pub fn caught() -> Option<Fault> {
         vector => Some(Fault {
             vector: vector as u8,
             error_code: CAUGHT_ERROR.load(Ordering::SeqCst),
+            cr2: CAUGHT_CR2.load(Ordering::SeqCst),
         }),
     }
 }
 
 /// Runs inline assembly that may fault, after [`install`]; evaluates to
-/// `Option<Fault>`: the exception caught, or `None`.
+/// `Option<Fault>`: the exception caught (with CR2 for a #PF), or `None`.
 ///
 /// `probe!(catch, ["template", …], operands…)`: `catch` is a mask of the
 /// vectors to catch (`1 << vector::GP`, or `vector::ALL`); the templates and

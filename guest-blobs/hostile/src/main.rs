@@ -1,14 +1,16 @@
 //! hostile: an adversarial guest. It misuses what a guest can reach of the
 //! hypervisor — VMX instructions, MSRs, control registers, XSETBV,
-//! hypercalls with bad buffers, string I/O, cache and monitor instructions,
-//! CPUID — and checks that each gets the architectural answer (#UD, #GP, an
-//! error code) rather than crashing, hanging or confusing the hypervisor.
+//! hypercalls with bad buffers, string I/O (also faulting in its own page
+//! tables), cache and monitor instructions, CPUID — and checks that each
+//! gets the architectural answer (#UD, #GP, #PF with its error code and
+//! CR2, an error code) rather than crashing, hanging or confusing the
+//! hypervisor.
 //! Then it triple-faults on purpose, which must stop this VM alone.
 //!
 //! Every probe prints one line
 //! `hostile: <probe>: <what happened> (expected <what>) ok|FAIL`; a fault is
-//! caught by guest-rt's IDT, which records the vector and resumes after the
-//! probe ([`guest_rt::probe!`]). The expectations are what tessera does
+//! caught by guest-rt's IDT, which records the vector, error code and CR2 and
+//! resumes after the probe ([`guest_rt::probe!`]). The expectations are what tessera does
 //! today (see `kernel/src/vmm/exits.rs` and its neighbours). After
 //! `hostile: N probes, M failed` it loads an empty IDT and executes INT3
 //! (#BP, then #GP, #DF: a triple fault) — or, if any probe failed, exits
@@ -16,7 +18,7 @@
 #![no_std]
 #![no_main]
 
-use core::arch::x86_64::__cpuid;
+use core::arch::x86_64::{__cpuid, __cpuid_count};
 use core::fmt::{self, Display};
 
 use guest_rt::hypercall::{self, number};
@@ -25,15 +27,39 @@ use guest_rt::{println, probe, vm_info};
 
 guest_rt::entry!(main);
 
+const CR0_NE: u64 = 1 << 5;
+/// CR0 bit 6 is reserved, and writing 1 there is ignored.
+const CR0_RESERVED_6: u64 = 1 << 6;
+/// CR0 bits 63:32 are reserved, and writing 1 there is #GP(0).
+const CR0_RESERVED_32: u64 = 1 << 32;
+const CR0_WP: u64 = 1 << 16;
 const CR4_VMXE: u64 = 1 << 13;
+const CR4_SMXE: u64 = 1 << 14;
+/// CR4 bit 15 is reserved (SDM Vol. 3A, 2.5).
+const CR4_RESERVED_15: u64 = 1 << 15;
 const CR4_OSXSAVE: u64 = 1 << 18;
 const CPUID1_ECX_VMX: u32 = 1 << 5;
+const CPUID1_ECX_SMX: u32 = 1 << 6;
+const CPUID1_ECX_TSC_DEADLINE: u32 = 1 << 24;
 const CPUID1_ECX_XSAVE: u32 = 1 << 26;
+const CPUID1_ECX_OSXSAVE: u32 = 1 << 27;
 const CPUID1_ECX_HYPERVISOR: u32 = 1 << 31;
+const CPUID1_EDX_MCE: u32 = 1 << 7;
+const CPUID1_EDX_MCA: u32 = 1 << 14;
+const CPUID7_EBX_TSC_ADJUST: u32 = 1 << 1;
 const IA32_TSC: u32 = 0x10;
 const IA32_FEATURE_CONTROL: u32 = 0x3a;
+const IA32_MISC_ENABLE: u32 = 0x1a0;
 const IA32_PAT: u32 = 0x277;
+const IA32_MTRR_DEF_TYPE: u32 = 0x2ff;
 const IA32_EFER: u32 = 0xc000_0080;
+const EFER_LME: u64 = 1 << 8;
+/// #GP(0), as a probe expects it.
+const GP0: Fault = Fault {
+    vector: vector::GP,
+    error_code: 0,
+    cr2: 0,
+};
 const COM1: u16 = 0x3f8;
 /// A port no device of tessera claims: reads as all ones, writes dropped.
 const NO_DEVICE_PORT: u16 = 0x2f0;
@@ -76,6 +102,7 @@ fn main() -> u64 {
     xsetbv(&mut tally);
     hypercalls(&mut tally, ram);
     string_io(&mut tally, ram);
+    string_io_page_faults(&mut tally);
     cache_and_monitor(&mut tally);
     cpuid(&mut tally);
 
@@ -110,6 +137,17 @@ impl Tally {
         self.record(probe, &Outcome(got), &guest_rt::idt::name(expected), ok);
     }
 
+    /// A probe that must raise exactly `expected`: vector, error code and,
+    /// for a #PF, CR2.
+    fn exact(&mut self, probe: impl Display, got: Option<Fault>, expected: Fault) {
+        self.record(
+            probe,
+            &Outcome(got),
+            &Outcome(Some(expected)),
+            got == Some(expected),
+        );
+    }
+
     /// A probe that must not fault.
     fn no_fault(&mut self, probe: impl Display, got: Option<Fault>) {
         self.record(probe, &Outcome(got), &"no fault", got.is_none());
@@ -139,6 +177,11 @@ impl Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self.0 {
             None => f.write_str("no fault"),
+            Some(fault) if fault.vector == vector::PF => write!(
+                f,
+                "#PF, error code {:#x}, CR2 {:#x}",
+                fault.error_code, fault.cr2
+            ),
             Some(fault) if has_error_code(fault.vector) => {
                 write!(f, "{}, error code {:#x}", fault.name(), fault.error_code)
             }
@@ -329,6 +372,21 @@ fn msrs(t: &mut Tally) {
         let fault = unsafe { wrmsr(IA32_EFER, efer | 1 << 1) };
         t.fault("WRMSR IA32_EFER with reserved bit 1 set", fault, vector::GP);
         t.value("IA32_EFER after it (unchanged)", rdmsr(IA32_EFER), efer);
+        // LME cannot change while paging is on (SDM Vol. 3A, 10.8.5).
+        let cleared = efer & !EFER_LME;
+        // SAFETY: must fault; were it accepted, EFER would hold LMA without
+        // LME, which stops this VM at its next entry, and only it.
+        let fault = unsafe { wrmsr(IA32_EFER, cleared) };
+        t.exact(
+            format_args!("WRMSR IA32_EFER = {cleared:#x} (LME cleared, paging on)"),
+            fault,
+            GP0,
+        );
+        t.value(
+            "IA32_EFER after it (unchanged, LME set)",
+            rdmsr(IA32_EFER),
+            efer,
+        );
     } else {
         t.value("RDMSR IA32_EFER", efer, 0x500);
     }
@@ -350,6 +408,8 @@ fn msrs(t: &mut Tally) {
     } else {
         t.value("RDMSR IA32_PAT", pat, 0x0007_0406_0007_0406);
     }
+
+    misc_enable_and_mtrr(t);
 
     // IA32_TSC: write a value well ahead, read it back through RDMSR and
     // RDTSC. Another VM may run in between (the counter keeps going), so
@@ -378,6 +438,59 @@ fn msrs(t: &mut Tally) {
         &"written <= RDMSR <= RDTSC < written + 2^32",
         ok,
     );
+}
+
+/// IA32_MISC_ENABLE takes back its own value but refuses to change controls
+/// tessera does not emulate; IA32_MTRR_DEF_TYPE takes only defined memory
+/// types.
+fn misc_enable_and_mtrr(t: &mut Tally) {
+    match rdmsr(IA32_MISC_ENABLE) {
+        Ok(misc) => {
+            // SAFETY (both): tessera keeps this MSR per VM and acts on none
+            // of its bits; the first write must fault, the second rewrites
+            // the value just read.
+            let fault = unsafe { wrmsr(IA32_MISC_ENABLE, u64::MAX) };
+            t.exact("WRMSR IA32_MISC_ENABLE = all ones", fault, GP0);
+            let fault = unsafe { wrmsr(IA32_MISC_ENABLE, misc) };
+            let after = rdmsr(IA32_MISC_ENABLE);
+            t.record(
+                format_args!("WRMSR IA32_MISC_ENABLE = {misc:#x} (its current value), read back"),
+                &format_args!("{}, reads {}", Outcome(fault), Value(&after)),
+                &format_args!("no fault, reads {misc:#x}"),
+                fault.is_none() && after == Ok(misc),
+            );
+        }
+        Err(fault) => t.value("RDMSR IA32_MISC_ENABLE", Err(fault), 1),
+    }
+
+    match rdmsr(IA32_MTRR_DEF_TYPE) {
+        Ok(def_type) => {
+            // Default type 2 is reserved, 6 is write-back (SDM Vol. 3A,
+            // Table 13-8). SAFETY (all three): tessera keeps this MSR per VM
+            // without applying it (EPT decides the memory type); the first
+            // write must fault, the last puts the value read back.
+            let reserved = (def_type & !0xff) | 2;
+            let fault = unsafe { wrmsr(IA32_MTRR_DEF_TYPE, reserved) };
+            t.exact(
+                format_args!("WRMSR IA32_MTRR_DEF_TYPE = {reserved:#x} (type 2, reserved)"),
+                fault,
+                GP0,
+            );
+            let write_back = (def_type & !0xff) | 6;
+            let fault = unsafe { wrmsr(IA32_MTRR_DEF_TYPE, write_back) };
+            let after = rdmsr(IA32_MTRR_DEF_TYPE);
+            t.record(
+                format_args!(
+                    "WRMSR IA32_MTRR_DEF_TYPE = {write_back:#x} (type 6, write-back), read back"
+                ),
+                &format_args!("{}, reads {}", Outcome(fault), Value(&after)),
+                &format_args!("no fault, reads {write_back:#x}"),
+                fault.is_none() && after == Ok(write_back),
+            );
+            let _ = unsafe { wrmsr(IA32_MTRR_DEF_TYPE, def_type) };
+        }
+        Err(fault) => t.value("RDMSR IA32_MTRR_DEF_TYPE", Err(fault), 0),
+    }
 }
 
 enum TscRoundTrip {
@@ -423,6 +536,21 @@ unsafe fn write_cr4(value: u64) -> Option<Fault> {
     unsafe { probe!(vector::ALL, ["mov cr4, {v}"], v = in(reg) value, options(nostack)) }
 }
 
+fn read_cr0() -> u64 {
+    let cr0: u64;
+    // SAFETY: reading CR0 has no side effect.
+    unsafe {
+        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags))
+    };
+    cr0
+}
+
+/// MOV to CR0; the caller vouches for the value should it be accepted.
+unsafe fn write_cr0(value: u64) -> Option<Fault> {
+    // SAFETY: forwarded to the caller; a fault is caught.
+    unsafe { probe!(vector::ALL, ["mov cr0, {v}"], v = in(reg) value, options(nostack)) }
+}
+
 fn control_registers(t: &mut Tally) {
     let before = read_cr4();
     // SAFETY: VMXE is the hypervisor's; the write must fault. Were it
@@ -436,6 +564,68 @@ fn control_registers(t: &mut Tally) {
         &format_args!("{before:#x}, VMXE clear"),
         after == before && after & CR4_VMXE == 0,
     );
+
+    // SAFETY (both): each write must fault. Were one accepted, bit 15 has
+    // no function and SMXE only enables GETSEC, which this guest never runs.
+    let fault = unsafe { write_cr4(before | CR4_RESERVED_15) };
+    t.exact("MOV to CR4 with reserved bit 15", fault, GP0);
+    let fault = unsafe { write_cr4(before | CR4_SMXE) };
+    t.exact(
+        "MOV to CR4 with SMXE (bit 14; CPUID offers no SMX)",
+        fault,
+        GP0,
+    );
+    let after = read_cr4();
+    t.record(
+        "CR4 after them (unchanged)",
+        &Hex(&after),
+        &Hex(&before),
+        after == before,
+    );
+
+    // CR0: bits 63:32 are reserved and a 1 there is #GP(0) (SDM Vol. 3A,
+    // 2.5). Such a write exits to tessera only if it also changes a bit
+    // tessera owns (NE, fixed to 1 under VMX, which this guest sees clear),
+    // so probe both paths. A 1 in a reserved bit of 31:0 is ignored
+    // instead: bit 6 raises nothing and reads back clear.
+    let cr0 = read_cr0();
+    // SAFETY (all three): the first two must fault, and bit 6 is ignored;
+    // were any accepted, the reserved bit has no function, and NE only
+    // selects native x87 error reporting, which this guest never triggers.
+    let fault = unsafe { write_cr0(cr0 | CR0_RESERVED_32) };
+    t.exact("MOV to CR0 with reserved bit 32", fault, GP0);
+    let fault = unsafe { write_cr0(cr0 | CR0_RESERVED_32 | CR0_NE) };
+    t.exact(
+        "MOV to CR0 with reserved bit 32 and NE (owned by tessera: exits)",
+        fault,
+        GP0,
+    );
+    let fault = unsafe { write_cr0(cr0 | CR0_RESERVED_6) };
+    t.no_fault("MOV to CR0 with reserved bit 6 (ignored)", fault);
+    let after = read_cr0();
+    t.record(
+        "CR0 after them (unchanged, bit 6 clear)",
+        &Hex(&after),
+        &Hex(&cr0),
+        after == cr0,
+    );
+    // The same reserved bit on the path that exits (NE changes): tessera
+    // must ignore it too, not fault, and take NE.
+    // SAFETY: as above; NE only changes x87 error reporting.
+    let fault = unsafe { write_cr0(cr0 | CR0_RESERVED_6 | CR0_NE) };
+    t.no_fault(
+        "MOV to CR0 with reserved bit 6 and NE (exits to tessera: bit ignored)",
+        fault,
+    );
+    let after = read_cr0();
+    t.record(
+        "CR0 after it (NE set, bit 6 clear)",
+        &Hex(&after),
+        &Hex(&(cr0 | CR0_NE)),
+        after == cr0 | CR0_NE,
+    );
+    // SAFETY: restores the value read above.
+    let _ = unsafe { write_cr0(cr0) };
 }
 
 // ---------------------------------------------------------------------------
@@ -455,6 +645,15 @@ fn xsetbv(t: &mut Tally) {
         println!("hostile: XSETBV: skipped, CPUID.1:ECX has no XSAVE");
         return;
     }
+    // CPUID.1:ECX.OSXSAVE mirrors this guest's own CR4.OSXSAVE, which it
+    // was entered without.
+    let osxsave = __cpuid(1).ecx & CPUID1_ECX_OSXSAVE;
+    t.record(
+        "CPUID.1:ECX bit 27 (OSXSAVE) before I set CR4.OSXSAVE",
+        &set_clear(osxsave),
+        &"clear",
+        osxsave == 0,
+    );
     // SAFETY: CPUID reports XSAVE, so CR4.OSXSAVE may be set; it only
     // enables XGETBV/XSETBV/XSAVE.
     let fault = unsafe { write_cr4(read_cr4() | CR4_OSXSAVE) };
@@ -462,6 +661,13 @@ fn xsetbv(t: &mut Tally) {
     if fault.is_some() {
         return;
     }
+    let osxsave = __cpuid(1).ecx & CPUID1_ECX_OSXSAVE;
+    t.record(
+        "CPUID.1:ECX bit 27 (OSXSAVE) after I set CR4.OSXSAVE",
+        &set_clear(osxsave),
+        &"set",
+        osxsave != 0,
+    );
     let xcr0 = xgetbv(0);
     // SAFETY: XCR0 = 0 (no x87) is invalid and must fault; were it accepted
     // nothing below uses x87 or SSE state.
@@ -625,6 +831,166 @@ fn string_io(t: &mut Tally, ram: u64) {
     );
 }
 
+/// The 16 bytes at the end of [`SPLIT_PAGE`]: a whole console line.
+const SPLIT_LINE: &[u8; 16] = b"hostile: 16 out\n";
+
+/// String I/O whose memory operand faults in hostile's own page tables: the
+/// hypervisor walks them for the instruction it emulates and must deliver
+/// the #PF the hardware would, with CR2 and the REP progress so far.
+fn string_io_page_faults(t: &mut Tally) {
+    // SAFETY: one vCPU; nothing else references SPLIT_PAGE.
+    let split_page = unsafe { &mut *core::ptr::addr_of_mut!(SPLIT_PAGE) };
+    split_page.0[4096 - 16..].copy_from_slice(SPLIT_LINE);
+    let old_cr3 = switch_to_own_tables();
+
+    // OUTSB and INSB at an address with no translation: not present, read
+    // (0) or write (2), supervisor.
+    let rsi: u64;
+    // SAFETY: must fault before reading anything; a byte written to a port
+    // without a device is dropped.
+    let outs = unsafe {
+        probe!(
+            vector::ALL,
+            ["outsb"],
+            inout("rsi") UNMAPPED => rsi,
+            in("dx") NO_DEVICE_PORT,
+            options(nostack, readonly),
+        )
+    };
+    let rdi: u64;
+    // SAFETY: must fault before writing; nothing is mapped at UNMAPPED.
+    let ins = unsafe {
+        probe!(
+            vector::ALL,
+            ["insb"],
+            inout("rdi") UNMAPPED => rdi,
+            in("dx") NO_DEVICE_PORT,
+            options(nostack),
+        )
+    };
+
+    // INSB into a present, read-only page, with CR0.WP so that the
+    // supervisor cannot write it either: a protection fault (3).
+    let cr0 = read_cr0();
+    // SAFETY: WP only makes read-only pages read-only for CPL 0 too; every
+    // page this guest writes is writable in both sets of tables.
+    let wp = unsafe { write_cr0(cr0 | CR0_WP) };
+    let target = WINDOW_READ_ONLY + 0x10;
+    let mut read_only = None;
+    if wp.is_none() {
+        let rdi: u64;
+        // SAFETY: must fault; were it to write, the byte would land in
+        // READ_ONLY_PAGE, which exists for this and is checked below.
+        let fault = unsafe {
+            probe!(
+                vector::ALL,
+                ["insb"],
+                inout("rdi") target => rdi,
+                in("dx") NO_DEVICE_PORT,
+                options(nostack),
+            )
+        };
+        read_only = Some((fault, rdi));
+        // SAFETY: back to the CR0 this guest was running with.
+        let _ = unsafe { write_cr0(cr0) };
+    }
+
+    // REP OUTSB of 32 bytes to COM1 from the last 16 bytes of SPLIT_PAGE
+    // into the hole: the 16 bytes go out (a console line), then #PF at the
+    // hole with RSI and RCX showing the progress.
+    let source = WINDOW_SPLIT + 4096 - 16;
+    let (rsi_split, rcx_split): (u64, u64);
+    // SAFETY: reads SPLIT_PAGE's last 16 bytes and must fault at the hole;
+    // writes to COM1 only print.
+    let split = unsafe {
+        probe!(
+            vector::ALL,
+            ["rep outsb"],
+            inout("rsi") source => rsi_split,
+            inout("rcx") 32_u64 => rcx_split,
+            in("dx") COM1,
+            options(nostack, readonly),
+        )
+    };
+    restore_tables(old_cr3);
+
+    let not_present = |error_code| Fault {
+        vector: vector::PF,
+        error_code,
+        cr2: UNMAPPED,
+    };
+    let got = Indexed(outs, "RSI", rsi.wrapping_sub(UNMAPPED));
+    let expected = Indexed(Some(not_present(0)), "RSI", 0);
+    let ok = got == expected;
+    t.record(
+        format_args!("OUTSB from linear {UNMAPPED:#x} (not mapped in my own page tables)"),
+        &got,
+        &expected,
+        ok,
+    );
+    let got = Indexed(ins, "RDI", rdi.wrapping_sub(UNMAPPED));
+    let expected = Indexed(Some(not_present(2)), "RDI", 0);
+    let ok = got == expected;
+    t.record(
+        format_args!("INSB to linear {UNMAPPED:#x} (not mapped in my own page tables)"),
+        &got,
+        &expected,
+        ok,
+    );
+
+    let probe = format_args!("INSB to {target:#x} (read-only page, CR0.WP = 1)");
+    match read_only {
+        Some((fault, rdi)) => {
+            // SAFETY: one vCPU; the INSB above is over.
+            let page = unsafe { &(*core::ptr::addr_of!(READ_ONLY_PAGE)).0 };
+            let untouched = page.iter().all(|&byte| byte == 0);
+            let got = Indexed(fault, "RDI", rdi.wrapping_sub(target));
+            let fault = Fault {
+                vector: vector::PF,
+                error_code: 3,
+                cr2: target,
+            };
+            let expected = Indexed(Some(fault), "RDI", 0);
+            t.record(
+                probe,
+                &format_args!(
+                    "{got}, page {}",
+                    if untouched { "untouched" } else { "written!" }
+                ),
+                &format_args!("{expected}, page untouched"),
+                got == expected && untouched,
+            );
+        }
+        None => t.no_fault(format_args!("MOV to CR0 with WP (bit 16), for {probe}"), wp),
+    }
+
+    let got = StringIo(split, rsi_split.wrapping_sub(source), rcx_split);
+    let fault = Fault {
+        vector: vector::PF,
+        error_code: 0,
+        cr2: WINDOW_HOLE,
+    };
+    let expected = StringIo(Some(fault), 16, 16);
+    let ok = got == expected;
+    t.record(
+        format_args!("REP OUTSB of 32 bytes at {source:#x}, unmapped after 16"),
+        &got,
+        &expected,
+        ok,
+    );
+}
+
+/// What a single string I/O instruction did: the fault, and how far its
+/// index register (named) moved.
+#[derive(PartialEq)]
+struct Indexed(Option<Fault>, &'static str, u64);
+
+impl Display for Indexed {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}, {} {}", Outcome(self.0), self.1, Advance(self.2))
+    }
+}
+
 /// What a string I/O probe did: the fault, how far the index register
 /// moved, and RCX after it.
 #[derive(PartialEq)]
@@ -657,19 +1023,44 @@ impl Display for Advance {
 }
 
 /// hostile's own page tables: the first GiB identity-mapped with 2 MiB
-/// pages, RAM and beyond.
+/// pages, RAM and beyond; and a window of three 4 KiB pages at [`WINDOW`]
+/// (the start of the second GiB). Nothing else is mapped.
 #[repr(C, align(4096))]
 struct PageTables {
     pml4: [u64; 512],
     pdpt: [u64; 512],
     pd: [u64; 512],
+    /// The second GiB: only its first 2 MiB, through `window`.
+    window_pd: [u64; 512],
+    /// [`WINDOW`]: [`SPLIT_PAGE`], a hole, [`READ_ONLY_PAGE`] read-only.
+    window: [u64; 512],
 }
 
 static mut TABLES: PageTables = PageTables {
     pml4: [0; 512],
     pdpt: [0; 512],
     pd: [0; 512],
+    window_pd: [0; 512],
+    window: [0; 512],
 };
+
+/// Where hostile's own tables map 4 KiB pages of their own (linear).
+const WINDOW: u64 = 1 << 30;
+/// Window page 0: [`SPLIT_PAGE`], writable.
+const WINDOW_SPLIT: u64 = WINDOW;
+/// Window page 1: not present.
+const WINDOW_HOLE: u64 = WINDOW + 0x1000;
+/// Window page 2: [`READ_ONLY_PAGE`], present but read-only.
+const WINDOW_READ_ONLY: u64 = WINDOW + 0x2000;
+/// A linear address hostile's own tables leave unmapped: the third GiB has
+/// no PDPT entry.
+const UNMAPPED: u64 = (2 << 30) + 0x5a5;
+
+/// Ends with [`SPLIT_LINE`]: the source of the REP OUTSB that runs into
+/// [`WINDOW_HOLE`].
+static mut SPLIT_PAGE: Page = Page([0; 4096]);
+/// The target of an INSB that must not write it.
+static mut READ_ONLY_PAGE: Page = Page([0; 4096]);
 
 /// Builds [`TABLES`], loads them and returns the previous CR3.
 fn switch_to_own_tables() -> u64 {
@@ -682,8 +1073,13 @@ fn switch_to_own_tables() -> u64 {
     for (index, entry) in tables.pd.iter_mut().enumerate() {
         *entry = ((index as u64) << 21) | LARGE_PAGE | WRITABLE | PRESENT;
     }
-    // Identity map: a table's virtual address is its physical one.
+    // Identity map: a table's or a static's virtual address is its physical one.
+    tables.window[0] = core::ptr::addr_of!(SPLIT_PAGE) as u64 | WRITABLE | PRESENT;
+    tables.window[1] = 0;
+    tables.window[2] = core::ptr::addr_of!(READ_ONLY_PAGE) as u64 | PRESENT;
+    tables.window_pd[0] = tables.window.as_ptr() as u64 | WRITABLE | PRESENT;
     tables.pdpt[0] = tables.pd.as_ptr() as u64 | WRITABLE | PRESENT;
+    tables.pdpt[1] = tables.window_pd.as_ptr() as u64 | WRITABLE | PRESENT;
     tables.pml4[0] = tables.pdpt.as_ptr() as u64 | WRITABLE | PRESENT;
     let root = tables.pml4.as_ptr() as u64;
     let old: u64;
@@ -795,6 +1191,29 @@ fn cpuid(t: &mut Tally) {
         &"set",
         ecx & CPUID1_ECX_HYPERVISOR != 0,
     );
+    // Features whose MSRs or instructions tessera does not virtualize.
+    let leaf1 = __cpuid(1);
+    // Beyond the highest basic leaf, CPUID answers with that leaf's data.
+    let leaf7_ebx = if __cpuid(0).eax >= 7 {
+        __cpuid_count(7, 0).ebx
+    } else {
+        0
+    };
+    for (probe, bit) in [
+        ("CPUID.1:EDX bit 7 (MCE)", leaf1.edx & CPUID1_EDX_MCE),
+        ("CPUID.1:EDX bit 14 (MCA)", leaf1.edx & CPUID1_EDX_MCA),
+        ("CPUID.1:ECX bit 6 (SMX)", leaf1.ecx & CPUID1_ECX_SMX),
+        (
+            "CPUID.1:ECX bit 24 (TSC-deadline timer)",
+            leaf1.ecx & CPUID1_ECX_TSC_DEADLINE,
+        ),
+        (
+            "CPUID.7.0:EBX bit 1 (IA32_TSC_ADJUST)",
+            leaf7_ebx & CPUID7_EBX_TSC_ADJUST,
+        ),
+    ] {
+        t.record(probe, &set_clear(bit), &"clear", bit == 0);
+    }
 }
 
 fn set_clear(bit: u32) -> &'static str {

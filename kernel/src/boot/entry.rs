@@ -140,6 +140,10 @@ _start:
 3:  wrmsr
     mov eax, cr0
     or eax, (1 << 31) | (1 << 16) | 1   /* PG, WP (ring 0 honours read-only), PE */
+    /* Caches on: clear CD and NW, which firmware (Bochs' BIOS does) may
+       leave set. VM entry never loads CD/NW from the guest CR0 field, so
+       guests inherit these (SDM Vol. 3C, 28.3.2.1). */
+    and eax, ~((1 << 30) | (1 << 29))
     mov cr0, eax
 
     lgdt [boot_gdt_pointer]

@@ -327,8 +327,10 @@ fn handle_control_register(
     match access.register {
         0 => {
             let efer = guest::EFER.read();
-            // SDM Vol. 3A, 2.5 and the MOV-to-CR0 #GP conditions.
-            let invalid = value & !CR0_DEFINED != 0
+            // SDM Vol. 3A, 2.5: setting reserved bits 31:0 is ignored, bits
+            // 63:32 fault, as do PG without PE and NW without CD.
+            let value = value & (CR0_DEFINED | 0xffff_ffff_0000_0000);
+            let invalid = value >> 32 != 0
                 || (value & CR0_PG != 0 && value & CR0_PE == 0)
                 || (value & CR0_NW != 0 && value & CR0_CD == 0)
                 || (value & CR0_PG != 0 && efer & EFER_LME != 0 && visible_cr4() & CR4_PAE == 0);

@@ -187,8 +187,10 @@ impl Capabilities {
             )?;
             let ept_vpid = rdmsr(IA32_VMX_EPT_VPID_CAP);
             log::debug!(
-                "vmx: basic {:#x} pin {:#x} primary {:#x} secondary {:#x} exit {:#x} entry {:#x} ept/vpid {:#x}",
-                basic, pin, primary, secondary, exit, entry, ept_vpid
+                "vmx: basic {:#x} pin {:#x} primary {:#x} secondary {:#x} exit {:#x} entry {:#x} ept/vpid {:#x} cr0 fixed {:#x}/{:#x} cr4 fixed {:#x}/{:#x}",
+                basic, pin, primary, secondary, exit, entry, ept_vpid,
+                rdmsr(IA32_VMX_CR0_FIXED0), rdmsr(IA32_VMX_CR0_FIXED1),
+                rdmsr(IA32_VMX_CR4_FIXED0), rdmsr(IA32_VMX_CR4_FIXED1)
             );
             Ok(Capabilities {
                 revision: (basic & 0x7fff_ffff) as u32,
