@@ -154,6 +154,23 @@ impl<'a> Checks<'a> {
         }
     }
 
+    /// The summary table has a row for `vm` in `state` whose text holds `result`.
+    fn summary(&mut self, vm: &str, state: &str, result: &str) {
+        match summary_row(self.lines, vm) {
+            Some(words) => {
+                self.check(
+                    words.get(1) == Some(&state),
+                    format!("{vm} is not `{state}`: {words:?}"),
+                );
+                self.check(
+                    words.join(" ").contains(result),
+                    format!("{vm}'s result lacks `{result}`: {words:?}"),
+                );
+            }
+            None => self.check(false, format!("no summary row for {vm}")),
+        }
+    }
+
     fn finish(self, stderr: &str) {
         if !self.problems.is_empty() {
             let tail = &self.lines[self.lines.len().saturating_sub(TAIL_LINES)..];
@@ -264,19 +281,7 @@ fn demo_guests_run_side_by_side() {
         ("xs-a", "exited", "exit code 0"),
         ("xs-b", "exited", "exit code 0"),
     ] {
-        match summary_row(&lines, vm) {
-            Some(words) => {
-                c.check(
-                    words.get(1) == Some(&state),
-                    format!("{vm} is not `{state}`: {words:?}"),
-                );
-                c.check(
-                    words.join(" ").contains(result),
-                    format!("{vm}'s result lacks `{result}`: {words:?}"),
-                );
-            }
-            None => c.check(false, format!("no summary row for {vm}")),
-        }
+        c.summary(vm, state, result);
     }
     // The spinner makes no exits of its own: everything it got beyond its
     // few hypercalls is the preemption timer taking the CPU back.
@@ -474,19 +479,7 @@ fn a_hostile_guest_is_contained() {
         ("hostile", "crashed", "triple fault"),
         ("counter", "exited", "exit code 0"),
     ] {
-        match summary_row(&lines, vm) {
-            Some(words) => {
-                c.check(
-                    words.get(1) == Some(&state),
-                    format!("{vm} is not `{state}`: {words:?}"),
-                );
-                c.check(
-                    words.join(" ").contains(result),
-                    format!("{vm}'s result lacks `{result}`: {words:?}"),
-                );
-            }
-            None => c.check(false, format!("no summary row for {vm}")),
-        }
+        c.summary(vm, state, result);
     }
     c.finish(&stderr);
 }
