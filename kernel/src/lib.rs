@@ -1,9 +1,27 @@
-//! tessera's pure logic: everything that can be decided without touching the
-//! hardware lives here, so that it compiles for the host and is unit-tested by
-//! `cargo test`. The binary (`main.rs`) holds the thin hardware layer.
+//! tessera, a bare-metal type-1 hypervisor for x86-64: everything but the
+//! boot entry.
 //!
-//! Nothing in this crate may execute privileged instructions or dereference
-//! physical addresses: it computes, the kernel binary acts.
+//! One module per concept; inside each, the **pure** files compute and are
+//! compiled and unit-tested on the host by `cargo test`, the **machine** files
+//! act on the hardware and exist only for the bare-metal target
+//! (`#[cfg(target_os = "none")]`). The binary (`main.rs`, `boot/`) holds the
+//! Multiboot2 entry and calls into this crate.
+//!
+//! | module     | pure                                          | machine                                    |
+//! |------------|-----------------------------------------------|--------------------------------------------|
+//! | `vmm`      | scheduler, hypercall ABI                      | VMs, the run loop, exit handling           |
+//! | `vmx`      | control reconciliation, exit reasons, EPT     | VMXON, VMCS, the vCPU, entry/exit          |
+//! | `mm`       | physical ranges, the page-table builder       | frame allocator, heap                      |
+//! | `loader`   | guest image formats                           |                                            |
+//! | `console`  | the per-VM line discipline                    | COM1 output, `println!`, the `log` backend |
+//! | `power`    | the ACPI `\_S5` parser                        | power-off and reset                        |
+//! | `arch`     |                                               | GDT/TSS/IDT, host paging, CPU, TSC         |
+//!
+//! Citations: "SDM" is the Intel 64 and IA-32 Architectures Software
+//! Developer's Manual, order number 325462-086US (December 2024), cited as
+//! "SDM Vol. 3C, 27.3.1" (volume, section); "APM" is the AMD64 Architecture
+//! Programmer's Manual, publication 24593 rev. 3.42, cited as "APM Vol. 2,
+//! 15.5".
 
 #![no_std]
 #![deny(missing_docs)]
@@ -12,17 +30,16 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
-pub mod acpi_sleep;
-pub mod controls;
+#[macro_use]
+pub mod console;
+
+pub mod arch;
 pub mod cpuid;
-pub mod ept;
-pub mod exit_reason;
 pub mod guest_walk;
-pub mod hypercall;
-pub mod line_buffer;
 pub mod loader;
+pub mod mm;
 pub mod options;
-pub mod paging;
-pub mod phys;
-pub mod sched;
+pub mod power;
 pub mod size;
+pub mod vmm;
+pub mod vmx;

@@ -17,20 +17,10 @@ extern crate alloc;
 
 #[cfg(target_os = "none")]
 #[macro_use]
-mod console;
+extern crate tessera_kernel;
 
 #[cfg(target_os = "none")]
-mod arch;
-#[cfg(target_os = "none")]
 mod boot;
-#[cfg(target_os = "none")]
-mod mm;
-#[cfg(target_os = "none")]
-mod power;
-#[cfg(target_os = "none")]
-mod vmm;
-#[cfg(target_os = "none")]
-mod vmx;
 
 #[cfg(not(target_os = "none"))]
 fn main() {
@@ -40,12 +30,12 @@ fn main() {
 #[cfg(target_os = "none")]
 mod kernel {
     use crate::boot::info::{BootInfo, Firmware};
-    use crate::{arch, console, mm, power, vmm, vmx};
+    use tessera_kernel::mm::phys::{free_frames, PhysRange};
     use tessera_kernel::options::{
         ConsoleStyle, CrashTest, HypervisorOptions, IdleAction, LogLevel,
     };
-    use tessera_kernel::phys::{free_frames, PhysRange};
     use tessera_kernel::size::Bytes;
+    use tessera_kernel::{arch, console, mm, power, vmm, vmx};
 
     /// Heap for the hypervisor's own data structures.
     const HEAP_SIZE: u64 = 16 << 20;
@@ -138,7 +128,23 @@ mod kernel {
             tsc_hz / 1_000_000,
             1u64 << capabilities.preemption_timer_rate
         );
-        let mut vms = vmm::create_vms(boot.modules(), &capabilities);
+        let modules: alloc::vec::Vec<vmm::GuestModule> = boot
+            .modules()
+            .iter()
+            .map(|module| vmm::GuestModule {
+                cmdline: module.cmdline,
+                // SAFETY: the module's range is reserved from the frame
+                // allocator and never written, so its bytes stay valid and
+                // unchanged for the hypervisor's life.
+                image: unsafe {
+                    core::slice::from_raw_parts(
+                        module.range.start as *const u8,
+                        module.range.len() as usize,
+                    )
+                },
+            })
+            .collect();
+        let mut vms = vmm::create_vms(&modules, &capabilities);
         if vms.is_empty() {
             println!("tessera: nothing to run: no module became a VM");
             idle(options.on_idle, "no module became a VM");
@@ -149,7 +155,7 @@ mod kernel {
     }
 
     fn init_memory(boot: &BootInfo) {
-        let layout = arch::paging::kernel_layout();
+        let layout = arch::identity_map::kernel_layout();
         let kernel = PhysRange {
             start: layout.start,
             end: layout.end,
@@ -170,14 +176,14 @@ mod kernel {
         };
         let usable: u64 = boot
             .regions()
-            .filter(|(_, kind)| *kind == tessera_kernel::phys::RegionKind::Usable)
+            .filter(|(_, kind)| *kind == tessera_kernel::mm::phys::RegionKind::Usable)
             .map(|(range, _)| range.len())
             .sum();
         println!(
             "memory: {} MiB usable in {} regions ({}); kernel {} at {:#x}",
             usable >> 20,
             boot.regions()
-                .filter(|(_, kind)| *kind == tessera_kernel::phys::RegionKind::Usable)
+                .filter(|(_, kind)| *kind == tessera_kernel::mm::phys::RegionKind::Usable)
                 .count(),
             boot.map_source,
             Bytes(kernel.grow_to_pages().len()),
@@ -204,12 +210,12 @@ mod kernel {
         // mapping; RAM and ACPI memory do.
         let top = boot
             .regions()
-            .filter(|(_, kind)| *kind != tessera_kernel::phys::RegionKind::Reserved)
+            .filter(|(_, kind)| *kind != tessera_kernel::mm::phys::RegionKind::Reserved)
             .map(|(range, _)| range.end)
             .max()
             .unwrap_or(0)
             .max(1 << 32);
-        if let Err(error) = arch::paging::init(top, huge_pages) {
+        if let Err(error) = arch::identity_map::init(top, huge_pages) {
             panic!("cannot build the hypervisor page tables: {}", error);
         }
         log::debug!(
@@ -244,7 +250,7 @@ mod kernel {
         log::warn!("crash-test: failing on purpose ({:?})", test);
         match test {
             CrashTest::PageFault => {
-                // Page 0 is left unmapped by `arch::paging`.
+                // Page 0 is left unmapped by `arch::identity_map`.
                 // SAFETY: deliberately unsound: this read must fault.
                 let value = unsafe { core::ptr::read_volatile(core::ptr::null::<u64>()) };
                 panic!(

@@ -15,22 +15,8 @@ use spin::Once;
 #[repr(C)]
 #[derive(Debug)]
 pub struct ExceptionFrame {
-    /// General-purpose registers, RAX first (stub pushes R15 first).
-    pub rax: u64,
-    pub rbx: u64,
-    pub rcx: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub rbp: u64,
-    pub r8: u64,
-    pub r9: u64,
-    pub r10: u64,
-    pub r11: u64,
-    pub r12: u64,
-    pub r13: u64,
-    pub r14: u64,
-    pub r15: u64,
+    /// General-purpose registers, RAX first (the stub pushes R15 first).
+    pub registers: super::registers::GeneralRegisters,
     /// Vector number.
     pub vector: u64,
     /// Error code, or 0.
@@ -255,30 +241,30 @@ extern "C" fn exception_report(frame: &ExceptionFrame) -> ! {
     );
     crate::println!(
         "  RAX {:#018x}   RBX {:#018x}   RCX {:#018x}   RDX {:#018x}",
-        frame.rax,
-        frame.rbx,
-        frame.rcx,
-        frame.rdx
+        frame.registers.rax,
+        frame.registers.rbx,
+        frame.registers.rcx,
+        frame.registers.rdx
     );
     crate::println!(
         "  RSI {:#018x}   RDI {:#018x}   RBP {:#018x}   R8  {:#018x}",
-        frame.rsi,
-        frame.rdi,
-        frame.rbp,
-        frame.r8
+        frame.registers.rsi,
+        frame.registers.rdi,
+        frame.registers.rbp,
+        frame.registers.r8
     );
     crate::println!(
         "  R9  {:#018x}   R10 {:#018x}   R11 {:#018x}   R12 {:#018x}",
-        frame.r9,
-        frame.r10,
-        frame.r11,
-        frame.r12
+        frame.registers.r9,
+        frame.registers.r10,
+        frame.registers.r11,
+        frame.registers.r12
     );
     crate::println!(
         "  R13 {:#018x}   R14 {:#018x}   R15 {:#018x}",
-        frame.r13,
-        frame.r14,
-        frame.r15
+        frame.registers.r13,
+        frame.registers.r14,
+        frame.registers.r15
     );
     if frame.vector == 14 {
         crate::println!(
@@ -303,7 +289,7 @@ extern "C" fn exception_report(frame: &ExceptionFrame) -> ! {
             }
         );
     }
-    let guards = super::paging::kernel_layout().guards;
+    let guards = super::identity_map::kernel_layout().guards;
     let names = ["boot", "double-fault", "NMI", "machine-check"];
     for (guard, name) in guards.iter().zip(names) {
         if (*guard..*guard + 4096).contains(&cr2) && matches!(frame.vector, 8 | 14) {

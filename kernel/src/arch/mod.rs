@@ -1,12 +1,21 @@
-//! The boot CPU's own machinery: descriptor tables, exceptions, paging, CPU
-//! identification. Nothing here knows about guests.
+//! The CPU's own machinery: descriptor tables, exceptions, the host page
+//! tables, CPU identification, the TSC. Nothing here knows about guests.
+//! Pure: the general-register file. Machine: everything else.
 
+pub mod registers;
+
+#[cfg(target_os = "none")]
 pub mod cpu;
+#[cfg(target_os = "none")]
 pub mod gdt;
+#[cfg(target_os = "none")]
+pub mod identity_map;
+#[cfg(target_os = "none")]
 pub mod idt;
-pub mod paging;
+#[cfg(target_os = "none")]
 pub mod tsc;
 
+#[cfg(target_os = "none")]
 /// Stops this CPU for good, with interrupts off.
 pub fn halt_forever() -> ! {
     loop {
@@ -15,6 +24,7 @@ pub fn halt_forever() -> ! {
     }
 }
 
+#[cfg(target_os = "none")]
 /// Masks both legacy PICs. tessera takes no interrupts itself, and an
 /// unmasked timer IRQ would only turn into useless external-interrupt exits.
 pub fn mask_legacy_interrupts() {

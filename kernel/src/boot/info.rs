@@ -7,7 +7,7 @@
 //! the `'static` borrows here sound.
 
 use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType};
-use tessera_kernel::phys::{PhysRange, RegionKind};
+use tessera_kernel::mm::phys::{PhysRange, RegionKind};
 
 /// The most memory-map entries kept (firmware maps rarely exceed 64).
 pub const MAX_REGIONS: usize = 128;

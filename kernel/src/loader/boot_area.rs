@@ -12,9 +12,9 @@
 //! ```
 
 use super::{GuestMemory, LoadError};
+use crate::mm::page_tables::{HostPaging, PageTables, TableMemory};
+use crate::mm::phys::PAGE_SIZE;
 use crate::options::CpuMode;
-use crate::paging::{HostPaging, PageTables, TableMemory};
-use crate::phys::PAGE_SIZE;
 
 /// GDT selector of the 64-bit code segment (long-mode CS).
 pub const CODE64_SELECTOR: u16 = 0x08;

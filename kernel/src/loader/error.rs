@@ -4,8 +4,8 @@
 
 use super::detect::DetectedFormat;
 use super::elf::ElfError;
+use crate::mm::page_tables::MapError;
 use crate::options::CpuMode;
-use crate::paging::MapError;
 use crate::size::Bytes;
 use core::fmt;
 

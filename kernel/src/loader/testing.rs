@@ -4,7 +4,7 @@
 
 use super::elf::ElfClass;
 use super::GuestMemory;
-use crate::paging::TableMemory;
+use crate::mm::page_tables::TableMemory;
 use std::boxed::Box;
 use std::collections::BTreeMap;
 use std::vec::Vec;

@@ -3,8 +3,8 @@
 
 use super::testing::{ElfBuilder, ExistingTables, FakeMemory};
 use super::*;
-use crate::paging::{HostPaging, Mapping, PageSize, PageTables};
-use crate::phys::PAGE_SIZE;
+use crate::mm::page_tables::{HostPaging, Mapping, PageSize, PageTables};
+use crate::mm::phys::PAGE_SIZE;
 use std::string::ToString;
 use std::vec;
 use std::vec::Vec;
@@ -620,7 +620,7 @@ fn remaining_messages() {
          (load it with format=raw or format=elf if that is what it is)"
     );
     assert_eq!(
-        LoadError::PageTables(crate::paging::MapError::OutOfTables).to_string(),
+        LoadError::PageTables(crate::mm::page_tables::MapError::OutOfTables).to_string(),
         "cannot build the guest's page tables: out of memory for page tables"
     );
 }

@@ -1,82 +1,11 @@
-//! Physical memory: the frame allocator over free RAM and the kernel heap.
-//!
-//! All RAM is identity-mapped (`arch::paging`), so a physical address is also
-//! a pointer; that is what lets [`allocate_zeroed`] clear what it returns.
+//! Memory: physical ranges and the free set, the page-table builder shared by
+//! the host map and EPT (both pure), and the machine's frame allocator and
+//! heap.
 
-use spin::Mutex;
-use tessera_kernel::phys::{PhysRange, RangeError, RangeSet};
+pub mod page_tables;
+pub mod phys;
 
-/// Fragments the free set can hold; each module or VM splits at most one.
-const MAX_FREE_RANGES: usize = 256;
-
-static FREE: Mutex<RangeSet<MAX_FREE_RANGES>> = Mutex::new(RangeSet::new());
-
-#[global_allocator]
-static HEAP: buddy_system_allocator::LockedHeap<33> = buddy_system_allocator::LockedHeap::empty();
-
-/// Installs the free set computed at boot.
-pub fn init(free: RangeSet<MAX_FREE_RANGES>) {
-    *FREE.lock() = free;
-}
-
-/// The capacity of the free set, for `free_frames`.
-pub const FREE_SET_CAPACITY: usize = MAX_FREE_RANGES;
-
-/// Takes `size` bytes aligned to `align` ending at or below `limit`, zeroed.
-pub fn allocate_zeroed_below(size: u64, align: u64, limit: u64) -> Result<PhysRange, RangeError> {
-    let range = FREE.lock().allocate(size, align, limit)?;
-    // SAFETY: the range was free RAM, is identity-mapped writable, and now
-    // belongs to the caller alone.
-    unsafe { core::ptr::write_bytes(range.start as *mut u8, 0, range.len() as usize) };
-    Ok(range)
-}
-
-/// Takes `size` bytes aligned to `align`, zeroed.
-pub fn allocate_zeroed(size: u64, align: u64) -> Result<PhysRange, RangeError> {
-    allocate_zeroed_below(size, align, u64::MAX)
-}
-
-/// Gives a range back.
-pub fn free(range: PhysRange) {
-    // Only fails when fragmentation exceeds the capacity; the range then
-    // stays allocated, which leaks it but never corrupts anything.
-    if FREE.lock().insert(range).is_err() {
-        log::warn!("memory: {} not returned (free set full)", range);
-    }
-}
-
-/// Bytes free now.
-pub fn free_bytes() -> u64 {
-    FREE.lock().total()
-}
-
-/// Gives the heap its memory.
-pub fn init_heap(size: u64) -> Result<PhysRange, RangeError> {
-    let range = allocate_zeroed(size, 4096)?;
-    // SAFETY: the range is free RAM, identity-mapped, owned by the heap from
-    // now on.
-    unsafe {
-        HEAP.lock().init(range.start as usize, range.len() as usize);
-    }
-    Ok(range)
-}
-
-/// Page-table memory for `PageTables`, taken from the frame allocator.
-pub struct FrameTables {
-    /// Tables must lie below this address (reachable by the current mapping).
-    pub limit: u64,
-}
-
-impl tessera_kernel::paging::TableMemory for FrameTables {
-    fn allocate_table(&mut self) -> Option<u64> {
-        allocate_zeroed_below(4096, 4096, self.limit)
-            .ok()
-            .map(|r| r.start)
-    }
-
-    fn table(&mut self, address: u64) -> &mut [u64; 512] {
-        // SAFETY: `address` came from `allocate_table`: an identity-mapped,
-        // page-aligned frame owned by this table hierarchy.
-        unsafe { &mut *(address as *mut [u64; 512]) }
-    }
-}
+#[cfg(target_os = "none")]
+mod frames;
+#[cfg(target_os = "none")]
+pub use frames::*;

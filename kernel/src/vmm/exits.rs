@@ -1,13 +1,13 @@
 //! What each VM exit does to the VM. The backend decodes; this decides.
 
 use super::vm::{StopReason, Vm};
-use super::{hypercalls, io, msr};
+use super::{hypercall_handler as hypercalls, io, msr};
+use crate::cpuid::{guest_view, CpuidResult};
 use crate::vmx::capabilities::{entry_controls, Capabilities};
 use crate::vmx::exit::{skip_instruction, ControlRegisterAccess, VmExit};
 use crate::vmx::vcpu::{real_cr0, real_cr4};
 use crate::vmx::vmcs::{control, guest};
 use alloc::format;
-use tessera_kernel::cpuid::{guest_view, CpuidResult};
 
 /// What the scheduler should do after an exit.
 #[derive(Debug)]
@@ -166,7 +166,7 @@ pub fn handle(vm: &mut Vm, exit: VmExit, capabilities: &Capabilities) -> Outcome
                 " (linear {:#x})",
                 l
             )),
-            tessera_kernel::size::Bytes(vm.ram.size()),
+            crate::size::Bytes(vm.ram.size()),
             guest::RIP.read()
         ))),
         VmExit::EptMisconfiguration { address } => {
@@ -235,7 +235,7 @@ pub fn handle(vm: &mut Vm, exit: VmExit, capabilities: &Capabilities) -> Outcome
             log::debug!(
                 "vm {}: {} exit -> #UD",
                 vm.name,
-                tessera_kernel::exit_reason::name(reason)
+                crate::vmx::exit_reason::name(reason)
             );
             inject_exception(VECTOR_UD, None);
             Outcome::Continue

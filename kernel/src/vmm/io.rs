@@ -8,9 +8,9 @@
 //! dropped; both are counted.
 
 use super::vm::Vm;
+use crate::vmm::hypercall::guest_range;
 use crate::vmx::exit::IoAccess;
 use crate::vmx::vmcs::{exit, guest};
-use tessera_kernel::hypercall::guest_range;
 
 const COM1: u16 = 0x3f8;
 const LCR_DLAB: u8 = 0x80;
@@ -126,7 +126,7 @@ fn operand(
     size: u64,
     write: bool,
 ) -> Result<Result<u64, OperandFault>, StringIoError> {
-    use tessera_kernel::guest_walk::{translate, Access, WalkError};
+    use crate::guest_walk::{translate, Access, WalkError};
     let cr0 = guest::CR0.read();
     let gpa = if cr0 & (1 << 31) == 0 {
         linear

@@ -2,18 +2,18 @@
 //! bookkeeping. Creating one checks everything about the module first, so
 //! that a bad module costs only its own VM.
 
-use super::memory::{GuestRam, OwnedFrames};
+use super::guest_memory::{GuestRam, OwnedFrames};
+use crate::console::line_buffer::LineBuffer;
+use crate::loader::{self, BootState};
+use crate::options::{ModuleOptions, RestartPolicy};
+use crate::size::Bytes;
+use crate::vmm::sched::RunState;
 use crate::vmx::capabilities::Capabilities;
+use crate::vmx::ept;
+use crate::vmx::exit_reason::ExitCounts;
 use crate::vmx::vcpu::{StartState, Vcpu, VmStructures};
 use alloc::format;
 use alloc::string::String;
-use tessera_kernel::ept;
-use tessera_kernel::exit_reason::ExitCounts;
-use tessera_kernel::line_buffer::LineBuffer;
-use tessera_kernel::loader::{self, BootState};
-use tessera_kernel::options::{ModuleOptions, RestartPolicy};
-use tessera_kernel::sched::RunState;
-use tessera_kernel::size::Bytes;
 
 /// Guest RAM when `mem=` is absent.
 pub const DEFAULT_MEMORY: u64 = 16 << 20;

@@ -2,7 +2,7 @@
 //! MSRs, and the control words tessera derives from them.
 
 use super::VmxError;
-use tessera_kernel::controls::{reconcile, ControlError, ControlField};
+use crate::vmx::controls::{reconcile, ControlError, ControlField};
 use x86::msr::rdmsr;
 
 const IA32_VMX_BASIC: u32 = 0x480;

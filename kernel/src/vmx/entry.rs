@@ -9,41 +9,7 @@
 
 use core::arch::global_asm;
 
-/// The guest's general-purpose registers while the host runs.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
-pub struct GuestRegisters {
-    /// RAX.
-    pub rax: u64,
-    /// RBX.
-    pub rbx: u64,
-    /// RCX.
-    pub rcx: u64,
-    /// RDX.
-    pub rdx: u64,
-    /// RSI.
-    pub rsi: u64,
-    /// RDI.
-    pub rdi: u64,
-    /// RBP.
-    pub rbp: u64,
-    /// R8.
-    pub r8: u64,
-    /// R9.
-    pub r9: u64,
-    /// R10.
-    pub r10: u64,
-    /// R11.
-    pub r11: u64,
-    /// R12.
-    pub r12: u64,
-    /// R13.
-    pub r13: u64,
-    /// R14.
-    pub r14: u64,
-    /// R15.
-    pub r15: u64,
-}
+pub use crate::arch::registers::GeneralRegisters as GuestRegisters;
 
 /// How a VMLAUNCH/VMRESUME ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! interruption information in 26.9.2.
 
 use super::vmcs::{exit, guest};
-use tessera_kernel::ept::ViolationAccess;
+use crate::vmx::ept::ViolationAccess;
 
 /// One decoded VM exit.
 #[derive(Debug, Clone, Copy)]

@@ -10,12 +10,12 @@
 use super::capabilities::{entry_controls, Capabilities};
 use super::entry::{self, EntryResult, GuestRegisters};
 use super::vmcs::{control, exit, guest, host};
+use crate::vmx::controls::apply_fixed_bits;
 use alloc::alloc::{alloc_zeroed, dealloc, Layout};
-use tessera_kernel::controls::apply_fixed_bits;
 // The flat GDT the loader writes into guest RAM defines these selectors.
-use tessera_kernel::loader;
-use tessera_kernel::options::CpuMode;
-use tessera_kernel::phys::PhysRange;
+use crate::loader;
+use crate::mm::phys::PhysRange;
+use crate::options::CpuMode;
 use x86::msr::{rdmsr, wrmsr};
 
 const CR0_PE: u64 = 1 << 0;

@@ -171,6 +171,14 @@ pub mod guest {
     );
     segment!(TR, TR_SELECTOR, TR_BASE, TR_LIMIT, TR_ACCESS_RIGHTS);
 
+    /// The four PAE page-directory-pointer-table entries, which VM entry
+    /// loads when the guest uses PAE paging (SDM Vol. 3C, 27.3.2.4).
+    pub const PDPTES: [Field64; 4] = [
+        Field64(g::PDPTE0_FULL),
+        Field64(g::PDPTE1_FULL),
+        Field64(g::PDPTE2_FULL),
+        Field64(g::PDPTE3_FULL),
+    ];
     /// GDTR base.
     pub const GDTR_BASE: FieldNatural = FieldNatural(g::GDTR_BASE);
     /// GDTR limit.

@@ -7,10 +7,10 @@
 //! overflow or a null dereference faults at once). CR0.WP is set so the
 //! read-only bits bind ring 0 too (Intel SDM Vol. 3A, 2.5 "Control Registers").
 
+use crate::mm::page_tables::{HostPaging, MapError, PageSize, PageTables};
+use crate::mm::phys::align_up;
 use crate::mm::FrameTables;
 use core::ptr::addr_of;
-use tessera_kernel::paging::{HostPaging, MapError, PageSize, PageTables};
-use tessera_kernel::phys::align_up;
 
 extern "C" {
     static __kernel_start: u8;

@@ -1,10 +1,10 @@
 //! A VM's RAM and the page frames its EPT and bitmaps occupy.
 
+use crate::loader::GuestMemory;
 use crate::mm;
+use crate::mm::page_tables::TableMemory;
+use crate::mm::phys::{PhysRange, RangeError};
 use alloc::vec::Vec;
-use tessera_kernel::loader::GuestMemory;
-use tessera_kernel::paging::TableMemory;
-use tessera_kernel::phys::{PhysRange, RangeError};
 
 /// Guest RAM: one contiguous host range, guest-physical 0 at its start.
 pub struct GuestRam {

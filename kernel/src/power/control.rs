@@ -6,10 +6,10 @@
 //! `isa-debug-exit` device. Reset tries the FADT reset register, the PCI reset
 //! control at 0xCF9, then the keyboard controller's pulse of the reset line.
 
+use crate::power::acpi_sleep::{find_s5, SleepType};
 use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
 use core::ptr::NonNull;
 use spin::Once;
-use tessera_kernel::acpi_sleep::{find_s5, SleepType};
 use x86::io::{inb, outb, outw};
 
 /// All RAM and firmware tables are identity-mapped: a physical address is a

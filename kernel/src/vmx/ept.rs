@@ -8,7 +8,7 @@
 //! EPT leaf, bits 5:3, SDM 30.3.7.2): leaving it 0 (UC) makes guests crawl on
 //! real hardware.
 
-use crate::paging::{MapError, PageTables, TableFormat, TableMemory};
+use crate::mm::page_tables::{MapError, PageTables, TableFormat, TableMemory};
 
 /// EPT entry: read access.
 pub const READ: u64 = 1 << 0;
@@ -91,8 +91,8 @@ impl ViolationAccess {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::paging::fake::FakeTables;
-    use crate::paging::{Mapping, PageSize};
+    use crate::mm::page_tables::fake::FakeTables;
+    use crate::mm::page_tables::{Mapping, PageSize};
     use std::vec::Vec;
 
     fn walk(tables: &PageTables<Ept>, memory: &mut FakeTables) -> Vec<Mapping> {

@@ -1,4 +1,4 @@
-//! The VMCALL interface; numbers and layouts are in `tessera_kernel::hypercall`.
+//! The VMCALL interface; numbers and layouts are in `crate::vmm::hypercall`.
 //!
 //! Every guest-supplied address and length is checked against the VM's RAM
 //! before a byte is touched.
@@ -6,7 +6,7 @@
 use super::exits::Outcome;
 use super::io::emit_line;
 use super::vm::{StopReason, Vm};
-use tessera_kernel::hypercall::*;
+use crate::vmm::hypercall::*;
 
 /// Carries out the hypercall in the guest's RAX; the result goes to RAX.
 pub fn dispatch(vm: &mut Vm) -> Outcome {

@@ -1,0 +1,139 @@
+//! A VM exit as the vendor-neutral core sees it. Each backend decodes its
+//! own exit information (VMX exit reason and qualification, SVM EXITCODE
+//! and EXITINFO) into this enum; the core decides what happens.
+
+/// The kind of access that hit guest-physical memory without a mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryAccess {
+    /// A data read.
+    Read,
+    /// A data write.
+    Write,
+    /// An instruction fetch.
+    Execute,
+}
+
+impl MemoryAccess {
+    /// "read", "write" or "instruction fetch".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemoryAccess::Read => "read",
+            MemoryAccess::Write => "write",
+            MemoryAccess::Execute => "instruction fetch",
+        }
+    }
+}
+
+/// An I/O instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoAccess {
+    /// The port.
+    pub port: u16,
+    /// Access width in bytes (1, 2 or 4).
+    pub size: u8,
+    /// IN/INS (true) or OUT/OUTS.
+    pub input: bool,
+    /// INS/OUTS.
+    pub string: bool,
+    /// A REP prefix.
+    pub rep: bool,
+    /// String forms: the address size in bytes (2, 4 or 8).
+    pub address_size: u8,
+    /// OUTS: the segment of the source operand (INS always writes ES).
+    pub segment: super::vcpu::SegmentRegister,
+}
+
+/// A control-register access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlRegisterAccess {
+    /// MOV to CRn from the register numbered `gpr`.
+    Write {
+        /// 0, 3, 4 or 8.
+        register: u8,
+        /// The source register number.
+        gpr: u8,
+    },
+    /// MOV from CRn to the register numbered `gpr`.
+    Read {
+        /// 3 or 8.
+        register: u8,
+        /// The destination register number.
+        gpr: u8,
+    },
+    /// CLTS.
+    Clts,
+    /// LMSW with its 16-bit source.
+    Lmsw(u16),
+}
+
+/// One decoded VM exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// CPUID (leaf in EAX, subleaf in ECX).
+    Cpuid,
+    /// HLT.
+    Hlt,
+    /// An I/O instruction.
+    Io(IoAccess),
+    /// RDMSR (ECX names the MSR).
+    Rdmsr,
+    /// WRMSR (ECX names the MSR, EDX:EAX the value).
+    Wrmsr,
+    /// A hypercall: VMCALL on Intel, VMMCALL on AMD.
+    Hypercall,
+    /// The other vendor's hypercall instruction, or any virtualization
+    /// instruction: tessera does not nest, so the guest gets #UD.
+    VirtualizationInstruction,
+    /// XSETBV (ECX = XCR index, EDX:EAX = value).
+    Xsetbv,
+    /// A control-register access that tessera intercepts.
+    ControlRegister(ControlRegisterAccess),
+    /// A guest-physical access that nothing maps (EPT violation, NPF).
+    UnmappedMemory {
+        /// The guest-physical address.
+        address: u64,
+        /// The kind of access.
+        access: MemoryAccess,
+        /// The guest linear address, when the hardware reports it.
+        linear: Option<u64>,
+    },
+    /// The nested page tables themselves are malformed: a tessera bug.
+    PageTableMisconfiguration {
+        /// The guest-physical address.
+        address: u64,
+    },
+    /// The guest triple-faulted (shutdown).
+    TripleFault,
+    /// An INIT signal.
+    Init,
+    /// A start-up IPI.
+    Sipi,
+    /// A physical interrupt arrived while the guest ran.
+    ExternalInterrupt,
+    /// A non-maskable interrupt arrived while the guest ran.
+    Nmi,
+    /// A guest exception that tessera intercepts (#AC and #DB, whose
+    /// delivery could otherwise loop forever inside the CPU).
+    Exception {
+        /// The vector.
+        vector: u8,
+        /// The error code, for vectors that have one.
+        error_code: Option<u32>,
+    },
+    /// The time slice is over.
+    SliceEnd,
+    /// INVD or WBINVD.
+    CacheInvalidation,
+    /// RDPMC.
+    Rdpmc,
+    /// VM entry failed on the guest state (the detail is the backend's).
+    InvalidGuestState {
+        /// Backend-specific detail (the exit qualification on VMX).
+        detail: u64,
+    },
+    /// Anything else: the guest gets #UD, as the instruction is not offered.
+    Unsupported {
+        /// The backend's exit reason number.
+        reason: u32,
+    },
+}

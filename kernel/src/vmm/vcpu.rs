@@ -1,0 +1,178 @@
+//! The seam between the vendor-neutral core and a virtualization backend
+//! (Intel VMX today, AMD SVM next): what the core may ask of a virtual CPU.
+//!
+//! The core never names a VMCS or VMCB field. It runs a vCPU until it exits,
+//! gets a decoded [`Exit`], reads and changes the guest's registers *as the
+//! guest sees them*, and queues events. Dispatch is static — the core is
+//! generic over [`Vcpu`] — so the hot path costs no indirect calls.
+
+use super::exit::Exit;
+use crate::arch::registers::GeneralRegisters;
+use crate::options::CpuMode;
+
+/// How a vCPU starts: the loader's answer for its image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartState {
+    /// Processor mode.
+    pub mode: CpuMode,
+    /// RIP (an offset from CS base in real mode).
+    pub rip: u64,
+    /// Real-mode CS selector.
+    pub real_mode_cs: u16,
+    /// RSP.
+    pub rsp: u64,
+    /// CR3 for long mode.
+    pub cr3: u64,
+    /// GDTR base.
+    pub gdt_base: u64,
+    /// GDTR limit.
+    pub gdt_limit: u16,
+}
+
+/// The segment registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentRegister {
+    /// ES.
+    Es,
+    /// CS.
+    Cs,
+    /// SS.
+    Ss,
+    /// DS.
+    Ds,
+    /// FS.
+    Fs,
+    /// GS.
+    Gs,
+}
+
+/// A segment register's hidden part, with access rights in the VMX layout
+/// (SDM Vol. 3C, Table 25-2: type 3:0, S 4, DPL 6:5, P 7, L 13, D/B 14,
+/// G 15, unusable 16), which the SVM backend converts to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SegmentState {
+    /// Selector.
+    pub selector: u16,
+    /// Base address.
+    pub base: u64,
+    /// Limit in bytes (already scaled by G).
+    pub limit: u32,
+    /// Access rights.
+    pub access_rights: u32,
+}
+
+/// The control registers and EFER as the guest sees them, with what the
+/// exit rules need of the mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ControlState {
+    /// CR0 as the guest wrote it.
+    pub cr0: u64,
+    /// CR3.
+    pub cr3: u64,
+    /// CR4 as the guest wrote it.
+    pub cr4: u64,
+    /// IA32_EFER.
+    pub efer: u64,
+    /// CS.L: the guest executes 64-bit code.
+    pub cs_long: bool,
+    /// Current privilege level (SS.DPL).
+    pub cpl: u8,
+}
+
+/// Why a VM entry failed: the backend's words for it, for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryFailure {
+    /// Backend-specific error number (the VM-instruction error on VMX).
+    pub code: u32,
+    /// What it means.
+    pub meaning: &'static str,
+}
+
+/// One virtual CPU, as the core sees it.
+///
+/// Every method acts on this vCPU only. The backend keeps whatever the
+/// hardware needs (fixed CR0/CR4 bits, owned bits and their shadows, the
+/// IA-32e entry control, PDPTEs) consistent with the guest-visible values
+/// the core sets.
+pub trait Vcpu {
+    /// Runs the guest until its next exit. The slice deadline (see
+    /// [`Vcpu::set_slice_deadline`]) bounds how long it may run.
+    fn run(&mut self) -> Result<Exit, EntryFailure>;
+
+    /// The general-purpose registers except RSP.
+    fn registers(&mut self) -> &mut GeneralRegisters;
+    /// The register numbered as instructions encode it, RSP included.
+    fn gpr(&mut self, number: u8) -> u64;
+    /// Sets the register numbered as instructions encode it, RSP included.
+    fn set_gpr(&mut self, number: u8, value: u64);
+    /// RIP.
+    fn rip(&self) -> u64;
+    /// RFLAGS.
+    fn rflags(&self) -> u64;
+    /// Sets RFLAGS.
+    fn set_rflags(&mut self, value: u64);
+    /// Moves RIP past the instruction that exited and ends any STI/MOV-SS
+    /// interrupt shadow, as completing it would (SDM Vol. 3C, 26.4.2).
+    fn skip_instruction(&mut self);
+
+    /// The control registers and EFER as the guest sees them.
+    fn control_state(&self) -> ControlState;
+    /// Sets the guest's CR0; the backend derives what the CPU runs with,
+    /// IA-32e mode (EFER.LMA) and, under PAE paging, the PDPTEs.
+    fn set_cr0(&mut self, value: u64);
+    /// Sets the guest's CR3.
+    fn set_cr3(&mut self, value: u64);
+    /// Sets the guest's CR4.
+    fn set_cr4(&mut self, value: u64);
+    /// Sets the guest's EFER (LMA is the backend's to keep consistent).
+    fn set_efer(&mut self, value: u64);
+    /// A segment register's hidden part.
+    fn segment(&self, register: SegmentRegister) -> SegmentState;
+
+    /// IA32_PAT.
+    fn pat(&self) -> u64;
+    /// Sets IA32_PAT.
+    fn set_pat(&mut self, value: u64);
+    /// IA32_DEBUGCTL.
+    fn debugctl(&self) -> u64;
+    /// Sets IA32_DEBUGCTL.
+    fn set_debugctl(&mut self, value: u64);
+    /// The guest's TSC offset (guest TSC = host TSC + offset).
+    fn tsc_offset(&self) -> u64;
+    /// Sets the TSC offset.
+    fn set_tsc_offset(&mut self, offset: u64);
+    /// XCR0 as the guest set it.
+    fn xcr0(&self) -> u64;
+    /// Sets XCR0; the value must have passed the XSETBV rules.
+    fn set_xcr0(&mut self, value: u64);
+    /// Sets the guest's CR2 (for a page fault tessera delivers).
+    fn set_cr2(&mut self, value: u64);
+
+    /// Queues a hardware exception for the next entry. Whether an error code
+    /// is delivered follows the guest's real CR0.PE, not any shadow.
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
+    /// Whether an event is queued for the next entry.
+    fn event_pending(&self) -> bool;
+
+    /// The TSC value at which the current slice ends: the backend stops the
+    /// guest by then (VMX-preemption timer, or a host timer on SVM).
+    fn set_slice_deadline(&mut self, tsc: u64);
+
+    /// Puts the vCPU back to its power-on state for `start`, with no event
+    /// pending, no extended state and no stale exit information.
+    fn reset(&mut self, start: &StartState);
+    /// Makes this vCPU the one loaded on this CPU and loads the guest state
+    /// that the hardware does not switch.
+    fn load(&mut self) -> Result<(), EntryFailure>;
+    /// Saves the guest state that the hardware does not switch; another vCPU
+    /// is about to be loaded.
+    fn unload(&mut self);
+
+    /// A one-line description of the guest state, for the report of a
+    /// failed entry (cold path).
+    fn describe(&self) -> alloc::string::String;
+    /// This vCPU's exits by the backend's reason names, most frequent first.
+    fn exit_statistics(&self) -> alloc::vec::Vec<(&'static str, u64)>;
+    /// How many exits this vCPU has had.
+    fn exit_count(&self) -> u64;
+}
