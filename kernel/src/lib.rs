@@ -18,10 +18,12 @@
 //! | `arch`     |                                               | GDT/TSS/IDT, host paging, CPU, TSC         |
 //!
 //! Citations: "SDM" is the Intel 64 and IA-32 Architectures Software
-//! Developer's Manual, order number 325462-086US (December 2024), cited as
-//! "SDM Vol. 3C, 27.3.1" (volume, section); "APM" is the AMD64 Architecture
-//! Programmer's Manual, publication 24593 rev. 3.42, cited as "APM Vol. 2,
-//! 15.5".
+//! Developer's Manual, order number 325462-080US (June 2023), whose Vol. 3C
+//! numbers the VMX chapters 25 (VMCS), 26 (VMX non-root operation), 27 (VM
+//! entries), 28 (VM exits), 29 (EPT) and 31 (VMX instruction reference);
+//! cited as "SDM Vol. 3C, 27.3.1" (volume, section). "APM" is the AMD64
+//! Architecture Programmer's Manual, publication 24593, cited as "APM
+//! Vol. 2, 15.5".
 
 #![no_std]
 #![deny(missing_docs)]

@@ -123,11 +123,19 @@ mod kernel {
             }
         };
         let tsc_hz = arch::tsc::calibrate();
+        let preemption_timer_rate = capabilities.preemption_timer_rate;
         log::info!(
             "vmx: enabled; TSC {} MHz, preemption timer at TSC/{}",
             tsc_hz / 1_000_000,
-            1u64 << capabilities.preemption_timer_rate
+            1u64 << preemption_timer_rate
         );
+        let mut backend = match vmx::backend::VmxBackend::new(capabilities) {
+            Ok(backend) => backend,
+            Err(error) => {
+                println!("tessera: cannot run guests: {}", error);
+                idle(options.on_idle, "no memory for the VMX backend");
+            }
+        };
         let modules: alloc::vec::Vec<vmm::GuestModule> = boot
             .modules()
             .iter()
@@ -144,12 +152,12 @@ mod kernel {
                 },
             })
             .collect();
-        let mut vms = vmm::create_vms(&modules, &capabilities);
+        let mut vms = vmm::create_vms(&modules, &mut backend);
         if vms.is_empty() {
             println!("tessera: nothing to run: no module became a VM");
             idle(options.on_idle, "no module became a VM");
         }
-        vmm::run(&mut vms, &capabilities, options.timeslice_us, tsc_hz);
+        vmm::run(&mut vms, options.timeslice_us, tsc_hz);
         vmm::print_summary(&vms);
         idle(options.on_idle, "every VM has stopped")
     }

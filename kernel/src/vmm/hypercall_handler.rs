@@ -5,12 +5,13 @@
 
 use super::exits::Outcome;
 use super::io::emit_line;
+use super::vcpu::Vcpu;
 use super::vm::{StopReason, Vm};
 use crate::vmm::hypercall::*;
 
 /// Carries out the hypercall in the guest's RAX; the result goes to RAX.
-pub fn dispatch(vm: &mut Vm) -> Outcome {
-    let registers = vm.vcpu.registers;
+pub fn dispatch<V: Vcpu>(vm: &mut Vm<V>) -> Outcome {
+    let registers = *vm.vcpu.registers();
     let (call, first, second) = (registers.rax, registers.rdi, registers.rsi);
     let (result, outcome): (i64, Outcome) = match call {
         CONSOLE_WRITE => (console_write(vm, first, second), Outcome::Continue),
@@ -20,11 +21,11 @@ pub fn dispatch(vm: &mut Vm) -> Outcome {
         BENCH_NOP => (0, Outcome::Continue),
         _ => (ERROR_UNKNOWN_CALL, Outcome::Continue),
     };
-    vm.vcpu.registers.rax = result as u64;
+    vm.vcpu.registers().rax = result as u64;
     outcome
 }
 
-fn console_write(vm: &mut Vm, address: u64, length: u64) -> i64 {
+fn console_write<V: Vcpu>(vm: &mut Vm<V>, address: u64, length: u64) -> i64 {
     if length > CONSOLE_WRITE_MAX {
         return ERROR_BAD_ARGUMENT;
     }
@@ -40,7 +41,7 @@ fn console_write(vm: &mut Vm, address: u64, length: u64) -> i64 {
     length as i64
 }
 
-fn vm_info(vm: &mut Vm, address: u64, length: u64) -> i64 {
+fn vm_info<V: Vcpu>(vm: &mut Vm<V>, address: u64, length: u64) -> i64 {
     let bytes = VmInfo::new(vm.id, vm.ram.size(), &vm.name).to_bytes();
     if length < bytes.len() as u64 {
         return ERROR_BAD_ARGUMENT;

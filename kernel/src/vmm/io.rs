@@ -7,10 +7,10 @@
 //! what an ISA bus returns when nothing decodes the address — and writes are
 //! dropped; both are counted.
 
+use super::exit::IoAccess;
+use super::vcpu::{SegmentRegister, Vcpu};
 use super::vm::Vm;
 use crate::vmm::hypercall::guest_range;
-use crate::vmx::exit::IoAccess;
-use crate::vmx::vmcs::{exit, guest};
 
 const COM1: u16 = 0x3f8;
 const LCR_DLAB: u8 = 0x80;
@@ -39,7 +39,7 @@ pub fn emit_line(id: u32, name: &str, line: &[u8]) {
     }
 }
 
-fn write_port(vm: &mut Vm, port: u16, value: u32, size: u8) {
+fn write_port<V: Vcpu>(vm: &mut Vm<V>, port: u16, value: u32, size: u8) {
     match port {
         COM1 if vm.com1_lcr & LCR_DLAB == 0 => {
             if let Some(line) = vm.console.push(value as u8) {
@@ -62,7 +62,7 @@ fn write_port(vm: &mut Vm, port: u16, value: u32, size: u8) {
     }
 }
 
-fn read_port(vm: &mut Vm, port: u16, size: u8) -> u32 {
+fn read_port<V: Vcpu>(vm: &mut Vm<V>, port: u16, size: u8) -> u32 {
     match port {
         0x3f8 | 0x3f9 | 0x3fc => 0,
         0x3fa => 0x01, // IIR: no interrupt pending
@@ -82,7 +82,7 @@ fn read_port(vm: &mut Vm, port: u16, size: u8) -> u32 {
 }
 
 /// Handles a non-string IN or OUT.
-pub fn handle(vm: &mut Vm, access: IoAccess) {
+pub fn handle<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess) {
     let mask = match access.size {
         1 => 0xff,
         2 => 0xffff,
@@ -91,14 +91,14 @@ pub fn handle(vm: &mut Vm, access: IoAccess) {
     if access.input {
         let value = read_port(vm, access.port, access.size) as u64 & mask;
         // IN to AL/AX leaves the rest of RAX; IN to EAX zero-extends.
-        let rax = &mut vm.vcpu.registers.rax;
+        let rax = &mut vm.vcpu.registers().rax;
         *rax = if access.size == 4 {
             value
         } else {
             (*rax & !mask) | value
         };
     } else {
-        let value = (vm.vcpu.registers.rax & mask) as u32;
+        let value = (vm.vcpu.registers().rax & mask) as u32;
         write_port(vm, access.port, value, access.size);
     }
 }
@@ -118,85 +118,107 @@ enum OperandFault {
     GeneralProtection,
 }
 
-/// Translates the memory operand of one element to a guest-physical range
-/// inside guest RAM.
-fn operand(
-    vm: &Vm,
+/// Translates the memory operand of one element to a guest-physical
+/// address inside guest RAM. An element that crosses a page boundary is
+/// translated on both pages, so that a fault on the second page is reported
+/// with CR2 there, as the CPU would (SDM Vol. 3A, 4.7).
+fn operand<V: Vcpu>(
+    vm: &mut Vm<V>,
     linear: u64,
     size: u64,
     write: bool,
 ) -> Result<Result<u64, OperandFault>, StringIoError> {
+    let last = linear.wrapping_add(size - 1);
+    let first = translate(vm, linear, write)?;
+    if let Ok(gpa) = first {
+        if last & !0xfff != linear & !0xfff {
+            let second = match translate(vm, last & !0xfff, write)? {
+                Ok(second) => second,
+                Err(fault) => return Ok(Err(fault)),
+            };
+            // Both halves must be contiguous in guest-physical memory for
+            // the byte copy below; otherwise treat it like hardware that
+            // cannot reach it.
+            if second != (gpa | 0xfff) + 1 {
+                return Ok(Err(OperandFault::GeneralProtection));
+            }
+        }
+        return Ok(crate::vmm::hypercall::guest_range(gpa, size, vm.ram.size())
+            .map(|_| gpa)
+            .ok_or(OperandFault::GeneralProtection));
+    }
+    Ok(first)
+}
+
+fn translate<V: Vcpu>(
+    vm: &mut Vm<V>,
+    linear: u64,
+    write: bool,
+) -> Result<Result<u64, OperandFault>, StringIoError> {
     use crate::guest_walk::{translate, Access, WalkError};
-    let cr0 = guest::CR0.read();
-    let gpa = if cr0 & (1 << 31) == 0 {
-        linear
-    } else {
-        if guest::EFER.read() & (1 << 10) == 0 {
-            return Err(StringIoError::UnsupportedPaging);
-        }
-        let access = Access {
-            write,
-            user: super::exits::guest_cpl() == 3,
-        };
-        let read = |gpa: u64| {
-            guest_range(gpa, 8, vm.ram.size())
-                .map(|_| u64::from_le_bytes(vm.ram.slice(gpa, 8).try_into().unwrap_or([0; 8])))
-        };
-        match translate(
-            read,
-            guest::CR3.read(),
-            linear,
-            access,
-            cr0 & (1 << 16) != 0,
-        ) {
-            Ok(gpa) => gpa,
-            Err(WalkError::PageFault(code)) => {
-                return Ok(Err(OperandFault::PageFault(linear, code)))
-            }
-            Err(WalkError::NonCanonical | WalkError::TableOutsideRam(_)) => {
-                return Ok(Err(OperandFault::GeneralProtection))
-            }
-        }
+    let state = vm.vcpu.control_state();
+    if state.cr0 & (1 << 31) == 0 {
+        return Ok(Ok(linear));
+    }
+    if state.efer & (1 << 10) == 0 {
+        return Err(StringIoError::UnsupportedPaging);
+    }
+    let access = Access {
+        write,
+        user: state.cpl == 3,
     };
-    Ok(guest_range(gpa, size, vm.ram.size())
-        .map(|_| gpa)
-        .ok_or(OperandFault::GeneralProtection))
+    let ram = &vm.ram;
+    let read = |gpa: u64| {
+        guest_range(gpa, 8, ram.size())
+            .map(|_| u64::from_le_bytes(ram.slice(gpa, 8).try_into().unwrap_or([0; 8])))
+    };
+    Ok(
+        match translate(read, state.cr3, linear, access, state.cr0 & (1 << 16) != 0) {
+            Ok(gpa) => Ok(gpa),
+            Err(WalkError::PageFault(code)) => Err(OperandFault::PageFault(linear, code)),
+            Err(WalkError::NonCanonical | WalkError::TableOutsideRam(_)) => {
+                Err(OperandFault::GeneralProtection)
+            }
+        },
+    )
 }
 
 /// Emulates INS/OUTS (with or without REP), in batches. An element whose
 /// memory operand faults ends the instruction there, with RSI/RDI and RCX
 /// showing the elements done, as on hardware, and the fault delivered.
-pub fn handle_string(vm: &mut Vm, access: IoAccess) -> Result<(), StringIoError> {
-    // VM-exit instruction information for INS/OUTS (SDM Vol. 3C, Table 29-8):
-    // bits 9:7 address size, bits 17:15 segment register (OUTS only).
-    let info = exit::INSTRUCTION_INFO.read();
-    let address_mask = match (info >> 7) & 7 {
-        0 => 0xffff,
-        1 => 0xffff_ffff,
+pub fn handle_string<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess) -> Result<(), StringIoError> {
+    let address_mask = match access.address_size {
+        2 => 0xffff,
+        4 => 0xffff_ffff,
         _ => u64::MAX,
     };
     let size = access.size as u64;
-    let backwards = guest::RFLAGS.read() & (1 << 10) != 0;
-    let registers = vm.vcpu.registers;
+    let backwards = vm.vcpu.rflags() & (1 << 10) != 0;
+    let registers = *vm.vcpu.registers();
     let total = if access.rep {
         registers.rcx & address_mask
     } else {
         1
     };
     let batch = total.min(STRING_BATCH);
-    let (base, start) = if access.input {
-        (guest::ES.base.read(), registers.rdi & address_mask)
+    let segment = if access.input {
+        SegmentRegister::Es
     } else {
-        let segment = match (info >> 15) & 7 {
-            0 => guest::ES,
-            1 => guest::CS,
-            2 => guest::SS,
-            4 => guest::FS,
-            5 => guest::GS,
-            _ => guest::DS,
-        };
-        (segment.base.read(), registers.rsi & address_mask)
+        access.segment
     };
+    // In 64-bit mode the CPU treats the ES, CS, SS and DS bases as 0 (SDM
+    // Vol. 3A, 3.4.4); only FS and GS keep theirs.
+    let long = vm.vcpu.control_state().cs_long;
+    let base = match segment {
+        SegmentRegister::Fs | SegmentRegister::Gs => vm.vcpu.segment(segment).base,
+        _ if long => 0,
+        _ => vm.vcpu.segment(segment).base,
+    };
+    let start = if access.input {
+        registers.rdi
+    } else {
+        registers.rsi
+    } & address_mask;
     let mut offset = start;
     let mut done = 0;
     let mut fault = None;
@@ -226,7 +248,7 @@ pub fn handle_string(vm: &mut Vm, access: IoAccess) -> Result<(), StringIoError>
         } & address_mask;
         done += 1;
     }
-    let registers = &mut vm.vcpu.registers;
+    let registers = vm.vcpu.registers();
     let update = |register: &mut u64| *register = (*register & !address_mask) | offset;
     if access.input {
         update(&mut registers.rdi);
@@ -238,17 +260,14 @@ pub fn handle_string(vm: &mut Vm, access: IoAccess) -> Result<(), StringIoError>
     }
     match fault {
         Some(OperandFault::PageFault(linear, code)) => {
-            // VMX leaves CR2 alone, so the CPU's CR2 is the guest's while
-            // its vCPU is loaded (see `Vcpu::switch_in`).
-            // SAFETY: CR2 is not used by the hypervisor itself.
-            unsafe { core::arch::asm!("mov cr2, {}", in(reg) linear, options(nostack)) };
-            super::exits::inject_exception(14, Some(code));
+            vm.vcpu.set_cr2(linear);
+            vm.vcpu.inject_exception(14, Some(code));
         }
-        Some(OperandFault::GeneralProtection) => super::exits::inject_exception(13, Some(0)),
+        Some(OperandFault::GeneralProtection) => vm.vcpu.inject_exception(13, Some(0)),
         // Leave RIP on the instruction while elements remain: it resumes
         // with the rest, so a huge RCX cannot hold the CPU.
         None if access.rep && total > done => {}
-        None => crate::vmx::exit::skip_instruction(),
+        None => vm.vcpu.skip_instruction(),
     }
     Ok(())
 }

@@ -4,8 +4,10 @@
 //! scheduler and the hypercall ABI. Machine parts (bare metal only): the VMs
 //! built from the boot modules, the loop that runs them, exit handling.
 
+pub mod exit;
 pub mod hypercall;
 pub mod sched;
+pub mod vcpu;
 
 #[cfg(target_os = "none")]
 pub mod exits;

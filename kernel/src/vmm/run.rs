@@ -2,14 +2,12 @@
 //! loop that runs them side by side on the boot CPU, and the final report.
 
 use super::exits::{self, Outcome};
+use super::vcpu::Vcpu;
+use super::vm::Backend;
 use super::vm::{StopReason, Vm};
 use super::{io, vm};
 use crate::options::{is_valid_name, ModuleOptions, ModuleRole};
-use crate::vmm::sched::{preemption_ticks, RoundRobin, RunState};
-use crate::vmx::capabilities::Capabilities;
-use crate::vmx::entry::EntryResult;
-use crate::vmx::exit_reason;
-use crate::vmx::{exit, vmcs};
+use crate::vmm::sched::{RoundRobin, RunState};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -24,8 +22,8 @@ pub struct GuestModule<'a> {
 
 /// Builds a VM for every `role=vm` module. A module that cannot become a VM
 /// gets one error line naming it and the reason; the others go on.
-pub fn create_vms(modules: &[GuestModule], capabilities: &Capabilities) -> Vec<Vm> {
-    let mut vms: Vec<Vm> = Vec::new();
+pub fn create_vms<B: Backend>(modules: &[GuestModule], backend: &mut B) -> Vec<Vm<B::Vcpu>> {
+    let mut vms: Vec<Vm<B::Vcpu>> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     for (index, module) in modules.iter().enumerate() {
         let options = match ModuleOptions::parse(module.cmdline) {
@@ -58,7 +56,7 @@ pub fn create_vms(modules: &[GuestModule], capabilities: &Capabilities) -> Vec<V
         names.push(name.clone());
         let image = module.image;
         let id = vms.len() as u32 + 1;
-        match Vm::create(id, name.clone(), options, image, capabilities) {
+        match Vm::create(backend, id, name.clone(), options, image) {
             Ok(vm) => vms.push(vm),
             Err(reason) => log::error!("vm {}: {}; VM not created", name, reason),
         }
@@ -66,15 +64,15 @@ pub fn create_vms(modules: &[GuestModule], capabilities: &Capabilities) -> Vec<V
     vms
 }
 
-/// Runs every VM until all have stopped.
-pub fn run(vms: &mut [Vm], capabilities: &Capabilities, timeslice_us: u64, tsc_hz: u64) {
-    let slice = preemption_ticks(timeslice_us, tsc_hz, capabilities.preemption_timer_rate);
-    let slice_tsc = (timeslice_us as u128 * tsc_hz as u128 / 1_000_000) as u64;
+/// Runs every VM until all have stopped, in round-robin slices of
+/// `timeslice_us` microseconds of wall-clock time (TSC at `tsc_hz`).
+pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
+    let slice_tsc = ((timeslice_us as u128 * tsc_hz as u128) / 1_000_000).max(1) as u64;
     log::info!(
-        "scheduler: {} VMs, round robin, {} us slices ({} preemption-timer ticks)",
+        "scheduler: {} VMs, round robin, {} us slices ({} TSC ticks of wall-clock time each)",
         vms.len(),
         timeslice_us,
-        slice
+        slice_tsc
     );
     let mut round_robin = RoundRobin::default();
     let mut current: Option<usize> = None;
@@ -101,71 +99,56 @@ pub fn run(vms: &mut [Vm], capabilities: &Capabilities, timeslice_us: u64, tsc_h
         };
         if current != Some(index) {
             if let Some(previous) = current {
-                vms[previous].vcpu.switch_out();
+                vms[previous].vcpu.unload();
             }
             let vm = &mut vms[index];
-            if vm.vcpu.make_current().is_err() {
-                finish(vm, StopReason::Fault("VMPTRLD of its VMCS failed".into()));
+            if let Err(failure) = vm.vcpu.load() {
+                finish(vm, StopReason::Fault(failure.meaning.into()));
                 current = None;
                 continue;
             }
-            vm.vcpu.switch_in();
             current = Some(index);
         }
-        run_slice(&mut vms[index], capabilities, slice, slice_tsc);
+        run_slice(&mut vms[index], slice_tsc);
     }
     if let Some(previous) = current {
-        vms[previous].vcpu.switch_out();
+        vms[previous].vcpu.unload();
     }
 }
 
-/// Runs one VM for one time slice, handling its exits.
-fn run_slice(vm: &mut Vm, capabilities: &Capabilities, slice: u32, slice_tsc: u64) {
-    let saves_timer = capabilities.saves_preemption_timer();
-    let deadline = crate::arch::tsc::rdtsc() + slice_tsc;
-    vmcs::guest::PREEMPTION_TIMER.write(slice);
+/// Runs one VM for one time slice, handling its exits. The slice ends at a
+/// wall-clock deadline, so the time tessera spends on the VM's exits is the
+/// VM's too.
+fn run_slice<V: Vcpu>(vm: &mut Vm<V>, slice_tsc: u64) {
+    vm.vcpu
+        .set_slice_deadline(crate::arch::tsc::rdtsc().saturating_add(slice_tsc));
     loop {
-        if !saves_timer {
-            // Without "save VMX-preemption timer value" every entry reloads
-            // the field, so keep it pointing at the slice's deadline.
-            let left = deadline.saturating_sub(crate::arch::tsc::rdtsc());
-            let ticks = (left >> capabilities.preemption_timer_rate).clamp(1, u32::MAX as u64);
-            vmcs::guest::PREEMPTION_TIMER.write(ticks as u32);
-        }
-        match vm.vcpu.run() {
-            EntryResult::Exited => {}
-            failure => {
-                let error = vm.vcpu.instruction_error();
+        let exit = match vm.vcpu.run() {
+            Ok(exit) => exit,
+            Err(failure) => {
                 log::error!(
                     "vm {}: guest state at the failed entry: {}",
                     vm.name,
-                    crate::vmx::vcpu::describe_guest_state()
+                    vm.vcpu.describe()
                 );
                 stop(
                     vm,
-                    capabilities,
                     StopReason::Fault(format!(
-                        "VM entry failed ({:?}, VM-instruction error {}: {})",
-                        failure,
-                        error,
-                        instruction_error_text(error)
+                        "VM entry failed (VM-instruction error {}: {})",
+                        failure.code, failure.meaning
                     )),
                 );
                 return;
             }
-        }
-        let reason = exit::basic_reason();
-        vm.exits.record(reason);
-        let event = exit::decode(reason);
-        if let exit::VmExit::InvalidGuestState { .. } = event {
+        };
+        if let super::exit::Exit::InvalidGuestState { .. } = exit {
             log::error!(
                 "vm {}: guest state at the failed entry: {}",
                 vm.name,
-                crate::vmx::vcpu::describe_guest_state()
+                vm.vcpu.describe()
             );
         }
-        log::trace!("vm {}: exit {:?}", vm.name, event);
-        match exits::handle(vm, event, capabilities) {
+        match exits::handle(vm, exit) {
             Outcome::Continue => {}
             Outcome::EndSlice => return,
             Outcome::Sleep => {
@@ -173,27 +156,15 @@ fn run_slice(vm: &mut Vm, capabilities: &Capabilities, slice: u32, slice_tsc: u6
                 return;
             }
             Outcome::Stop(reason) => {
-                stop(vm, capabilities, reason);
+                stop(vm, reason);
                 return;
             }
         }
     }
 }
 
-/// Text for VM-instruction error numbers (SDM Vol. 3C, 31.4).
-fn instruction_error_text(error: u32) -> &'static str {
-    match error {
-        7 => "invalid control fields",
-        8 => "invalid host-state fields",
-        9 => "VMRESUME of a VMCS that was never launched",
-        5 => "VMLAUNCH of a VMCS already launched",
-        26 => "VM entry with events blocked by MOV SS",
-        _ => "see the SDM's table of VM-instruction errors",
-    }
-}
-
 /// Reports a stopped VM, then restarts it or leaves it stopped.
-fn stop(vm: &mut Vm, capabilities: &Capabilities, reason: StopReason) {
+fn stop<V: Vcpu>(vm: &mut Vm<V>, reason: StopReason) {
     if let Some(line) = vm.console.flush() {
         io::emit_line(vm.id, &vm.name, line);
     }
@@ -209,7 +180,7 @@ fn stop(vm: &mut Vm, capabilities: &Capabilities, reason: StopReason) {
             vm.restarts + 1,
             vm::MAX_RESTARTS
         );
-        match vm.restart(capabilities) {
+        match vm.restart() {
             Ok(()) => return,
             Err(error) => log::error!("vm {}: restart failed: {}", vm.name, error),
         }
@@ -217,13 +188,13 @@ fn stop(vm: &mut Vm, capabilities: &Capabilities, reason: StopReason) {
     finish(vm, reason);
 }
 
-fn finish(vm: &mut Vm, reason: StopReason) {
+fn finish<V: Vcpu>(vm: &mut Vm<V>, reason: StopReason) {
     vm.state = RunState::Stopped;
     vm.stop = Some(reason);
 }
 
 /// Prints the final table: one row per VM, then its exits by reason.
-pub fn print_summary(vms: &[Vm]) {
+pub fn print_summary<V: Vcpu>(vms: &[Vm<V>]) {
     crate::println!("tessera: all VMs have stopped");
     crate::println!(
         "  {:<12} {:<8} {:>9} {:>8}  RESULT",
@@ -243,15 +214,15 @@ pub fn print_summary(vms: &[Vm]) {
             "  {:<12} {:<8} {:>9} {:>8}  {}",
             vm.name,
             state,
-            vm.exits.total(),
+            vm.vcpu.exit_count(),
             vm.restarts,
             result
         );
     }
     for vm in vms {
         let mut line = format!("  exits of {}:", vm.name);
-        for (reason, count) in vm.exits.ranked() {
-            line.push_str(&format!(" {} {},", exit_reason::name(reason), count));
+        for (reason, count) in vm.vcpu.exit_statistics() {
+            line.push_str(&format!(" {} {},", reason, count));
         }
         line.pop();
         crate::println!("{}", line);

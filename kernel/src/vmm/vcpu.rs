@@ -126,6 +126,11 @@ pub trait Vcpu {
     fn set_cr4(&mut self, value: u64);
     /// Sets the guest's EFER (LMA is the backend's to keep consistent).
     fn set_efer(&mut self, value: u64);
+    /// The CR4 bits a guest may set on this CPU: what the hardware allows
+    /// minus what tessera does not offer (VMXE, SMXE).
+    fn supported_cr4(&self) -> u64;
+    /// The XCR0 bits this CPU supports.
+    fn supported_xcr0(&self) -> u64;
     /// A segment register's hidden part.
     fn segment(&self, register: SegmentRegister) -> SegmentState;
 

@@ -1,17 +1,16 @@
-//! A virtual machine: one guest image, its RAM, its EPT, its vCPU and its
+//! A virtual machine: one guest image, its RAM, its vCPU and its
 //! bookkeeping. Creating one checks everything about the module first, so
 //! that a bad module costs only its own VM.
 
-use super::guest_memory::{GuestRam, OwnedFrames};
+use super::guest_memory::GuestRam;
+use super::msr::VirtualMsrs;
+use super::vcpu::{StartState, Vcpu};
 use crate::console::line_buffer::LineBuffer;
 use crate::loader::{self, BootState};
+use crate::mm::phys::PhysRange;
 use crate::options::{ModuleOptions, RestartPolicy};
 use crate::size::Bytes;
 use crate::vmm::sched::RunState;
-use crate::vmx::capabilities::Capabilities;
-use crate::vmx::ept;
-use crate::vmx::exit_reason::ExitCounts;
-use crate::vmx::vcpu::{StartState, Vcpu, VmStructures};
 use alloc::format;
 use alloc::string::String;
 
@@ -48,8 +47,23 @@ pub struct PortStats {
     pub unhandled_writes: u64,
 }
 
+/// What a backend must do to give a VM a vCPU.
+pub trait Backend {
+    /// The backend's vCPU.
+    type Vcpu: Vcpu;
+    /// A vCPU for VM number `id` whose RAM is the host range `ram`
+    /// (guest-physical 0 at its start), in `start` state, with its own
+    /// nested page tables mapping exactly that RAM.
+    fn create_vcpu(
+        &mut self,
+        id: u32,
+        ram: PhysRange,
+        start: &StartState,
+    ) -> Result<Self::Vcpu, String>;
+}
+
 /// One VM.
-pub struct Vm {
+pub struct Vm<V: Vcpu> {
     /// Number from 1, in module order.
     pub id: u32,
     /// Unique name; prefixes its console lines.
@@ -60,18 +74,14 @@ pub struct Vm {
     pub image: &'static [u8],
     /// Guest RAM.
     pub ram: GuestRam,
-    /// EPT tables and bitmaps.
-    _frames: OwnedFrames,
     /// The vCPU.
-    pub vcpu: Vcpu,
+    pub vcpu: V,
     /// How it starts.
     pub start: StartState,
     /// What the scheduler sees.
     pub state: RunState,
     /// Set once stopped.
     pub stop: Option<StopReason>,
-    /// Exits by basic reason.
-    pub exits: ExitCounts,
     /// Unhandled port accesses.
     pub ports: PortStats,
     /// Pending console output.
@@ -83,24 +93,8 @@ pub struct Vm {
     /// COM1 scratch register.
     pub com1_scratch: u8,
     /// Virtualized MSR values.
-    pub msrs: super::msr::VirtualMsrs,
+    pub msrs: VirtualMsrs,
 }
-
-/// MSRs a guest may read and write directly (SDM Vol. 3C, 26.6.9 for the
-/// bitmap layout): the segment bases, which the VMCS switches, and the
-/// SYSCALL MSRs and KERNEL_GS_BASE, which the vCPU switches.
-const PASS_THROUGH_MSRS: [u32; 10] = [
-    0x174,       // IA32_SYSENTER_CS
-    0x175,       // IA32_SYSENTER_ESP
-    0x176,       // IA32_SYSENTER_EIP
-    0xc000_0081, // IA32_STAR
-    0xc000_0082, // IA32_LSTAR
-    0xc000_0083, // IA32_CSTAR
-    0xc000_0084, // IA32_FMASK
-    0xc000_0100, // IA32_FS_BASE
-    0xc000_0101, // IA32_GS_BASE
-    0xc000_0102, // IA32_KERNEL_GS_BASE
-];
 
 fn start_state(boot: &BootState) -> StartState {
     StartState {
@@ -114,29 +108,15 @@ fn start_state(boot: &BootState) -> StartState {
     }
 }
 
-fn clear_msr_intercept(bitmap: &mut [u8], msr: u32) {
-    // Read bitmap for low MSRs at 0, high MSRs at 1024; write bitmaps at
-    // 2048 and 3072.
-    let (base, index) = match msr {
-        0..=0x1fff => (0, msr),
-        0xc000_0000..=0xc000_1fff => (1024, msr - 0xc000_0000),
-        _ => return,
-    };
-    let byte = base + (index / 8) as usize;
-    let bit = 1u8 << (index % 8);
-    bitmap[byte] &= !bit;
-    bitmap[byte + 2048] &= !bit;
-}
-
-impl Vm {
-    /// Creates a VM for a module: RAM, image, EPT, bitmaps, vCPU.
-    pub fn create(
+impl<V: Vcpu> Vm<V> {
+    /// Creates a VM for a module: RAM, image, vCPU.
+    pub fn create<B: Backend<Vcpu = V>>(
+        backend: &mut B,
         id: u32,
         name: String,
         options: ModuleOptions,
         image: &'static [u8],
-        capabilities: &Capabilities,
-    ) -> Result<Vm, String> {
+    ) -> Result<Vm<V>, String> {
         let memory = options.mem.unwrap_or(DEFAULT_MEMORY);
         let free = crate::mm::free_bytes();
         if memory > free {
@@ -151,32 +131,8 @@ impl Vm {
         })?;
         let boot = loader::load(image, &options, &mut ram).map_err(|error| format!("{}", error))?;
         log::debug!("vm {}: {:?}", name, boot);
-
-        let mut frames = OwnedFrames::default();
-        let tables = ept::build(&mut frames, ram.range().start, memory)
-            .map_err(|error| format!("cannot build its EPT: {}", error))?;
-        let io_bitmaps = frames.allocate(2).ok_or("no memory for its I/O bitmaps")?;
-        let msr_bitmap = frames.allocate(1).ok_or("no memory for its MSR bitmap")?;
-        // SAFETY: both ranges are fresh frames of this VM, identity-mapped.
-        unsafe {
-            core::ptr::write_bytes(io_bitmaps.start as *mut u8, 0xff, 8192);
-            let bitmap = core::slice::from_raw_parts_mut(msr_bitmap.start as *mut u8, 4096);
-            bitmap.fill(0xff);
-            for msr in PASS_THROUGH_MSRS {
-                clear_msr_intercept(bitmap, msr);
-            }
-        }
-        // A previous VM may have used these frames with other contents.
-        crate::vmx::invept_all();
-        let structures = VmStructures {
-            ept_pointer: ept::pointer(tables.root()),
-            vpid: id as u16,
-            io_bitmaps: io_bitmaps.start,
-            msr_bitmap: msr_bitmap.start,
-        };
         let start = start_state(&boot);
-        let vcpu = Vcpu::new(capabilities, &structures, &start)
-            .map_err(|error| format!("cannot create its vCPU: {:?}", error))?;
+        let vcpu = backend.create_vcpu(id, ram.range(), &start)?;
         log::info!(
             "vm {}: {} image, {} loaded, {} RAM, starts in {:?} mode at {:#x}",
             name,
@@ -192,18 +148,16 @@ impl Vm {
             options,
             image,
             ram,
-            _frames: frames,
             vcpu,
             start,
             state: RunState::Runnable,
             stop: None,
-            exits: ExitCounts::default(),
             ports: PortStats::default(),
             console: LineBuffer::default(),
             restarts: 0,
             com1_lcr: 0,
             com1_scratch: 0,
-            msrs: super::msr::VirtualMsrs::default(),
+            msrs: VirtualMsrs::default(),
         })
     }
 
@@ -217,25 +171,25 @@ impl Vm {
         policy && self.restarts < MAX_RESTARTS
     }
 
-    /// Starts the VM over from its image. Its VMCS must be current.
-    pub fn restart(&mut self, capabilities: &Capabilities) -> Result<(), String> {
+    /// Starts the VM over from its image. Its vCPU must be the loaded one.
+    pub fn restart(&mut self) -> Result<(), String> {
         self.ram.clear();
         let boot = loader::load(self.image, &self.options, &mut self.ram)
             .map_err(|error| format!("{}", error))?;
         self.start = start_state(&boot);
-        self.vcpu.reset(capabilities, &self.start);
+        self.vcpu.reset(&self.start);
         // The vCPU is the one loaded on this CPU: put its fresh extended
-        // state, CR2 and MSRs in place, or the next switch-out would save
-        // the crashed run's values over them.
-        self.vcpu.switch_in();
-        if capabilities.vpid() {
-            crate::vmx::invvpid_all();
-        }
+        // state, CR2 and MSRs in place, or the next unload would save the
+        // crashed run's values over them.
+        self.vcpu
+            .load()
+            .map_err(|failure| String::from(failure.meaning))?;
         self.restarts += 1;
         self.state = RunState::Runnable;
         self.stop = None;
-        self.msrs = super::msr::VirtualMsrs::default();
+        self.msrs = VirtualMsrs::default();
         self.com1_lcr = 0;
+        self.com1_scratch = 0;
         Ok(())
     }
 }

@@ -64,6 +64,8 @@ pub mod secondary {
 
 /// VM-exit control bits (Table 26-14).
 pub mod exit_controls {
+    /// Save debug controls (DR7, IA32_DEBUGCTL).
+    pub const SAVE_DEBUG_CONTROLS: u32 = 1 << 2;
     /// Host address-space size (64-bit host).
     pub const HOST_ADDRESS_SPACE_SIZE: u32 = 1 << 9;
     /// Acknowledge interrupt on exit.
@@ -76,12 +78,12 @@ pub mod exit_controls {
     pub const SAVE_EFER: u32 = 1 << 20;
     /// Load IA32_EFER.
     pub const LOAD_EFER: u32 = 1 << 21;
-    /// Save VMX-preemption timer value.
-    pub const SAVE_PREEMPTION_TIMER: u32 = 1 << 22;
 }
 
 /// VM-entry control bits (Table 26-16).
 pub mod entry_controls {
+    /// Load debug controls (DR7, IA32_DEBUGCTL).
+    pub const LOAD_DEBUG_CONTROLS: u32 = 1 << 2;
     /// IA-32e mode guest.
     pub const IA32E_MODE_GUEST: u32 = 1 << 9;
     /// Load IA32_PAT.
@@ -171,18 +173,25 @@ impl Capabilities {
             let exit = reconcile(
                 ControlField::Exit,
                 rdmsr(pick(IA32_VMX_TRUE_EXIT_CTLS, IA32_VMX_EXIT_CTLS)),
+                // Without "save debug controls" a guest's DR7 and DEBUGCTL
+                // would be lost at every exit (SDM Vol. 3C, 28.3.1).
                 exit_controls::HOST_ADDRESS_SPACE_SIZE
+                    | exit_controls::SAVE_DEBUG_CONTROLS
                     | exit_controls::ACKNOWLEDGE_INTERRUPT
                     | exit_controls::SAVE_PAT
                     | exit_controls::LOAD_PAT
                     | exit_controls::SAVE_EFER
                     | exit_controls::LOAD_EFER,
-                exit_controls::SAVE_PREEMPTION_TIMER,
+                // The timer is written before every entry from the slice's
+                // wall-clock deadline, so its saved value is never needed.
+                0,
             )?;
             let entry = reconcile(
                 ControlField::Entry,
                 rdmsr(pick(IA32_VMX_TRUE_ENTRY_CTLS, IA32_VMX_ENTRY_CTLS)),
-                entry_controls::LOAD_PAT | entry_controls::LOAD_EFER,
+                entry_controls::LOAD_DEBUG_CONTROLS
+                    | entry_controls::LOAD_PAT
+                    | entry_controls::LOAD_EFER,
                 0,
             )?;
             let ept_vpid = rdmsr(IA32_VMX_EPT_VPID_CAP);
@@ -230,11 +239,6 @@ impl Capabilities {
         self.secondary & secondary::VPID != 0
             && self.ept_vpid & VPID_INVVPID != 0
             && self.ept_vpid & VPID_INVVPID_ALL != 0
-    }
-
-    /// Whether the exit saves the remaining preemption-timer value.
-    pub fn saves_preemption_timer(&self) -> bool {
-        self.exit & exit_controls::SAVE_PREEMPTION_TIMER != 0
     }
 }
 

@@ -1,179 +1,116 @@
 //! Decoding a VM exit into a typed event for the vendor-neutral core.
 //!
-//! Field layouts: exit qualifications in SDM Vol. 3C, 29.2.1 (Tables 29-3
-//! for control-register accesses, 29-5 for I/O, 29-7 for EPT violations);
-//! interruption information in 26.9.2.
+//! Field layouts: exit qualifications in SDM Vol. 3C, 28.2.1 (Tables 28-3
+//! for control-register accesses, 28-5 for I/O, 28-7 for EPT violations);
+//! interruption information in 25.9.2.
 
 use super::vmcs::{exit, guest};
-use crate::vmx::ept::ViolationAccess;
-
-/// One decoded VM exit.
-#[derive(Debug, Clone, Copy)]
-pub enum VmExit {
-    /// CPUID with the leaf in EAX and subleaf in ECX.
-    Cpuid,
-    /// HLT.
-    Hlt,
-    /// An I/O instruction.
-    Io(IoAccess),
-    /// RDMSR (ECX names the MSR).
-    Rdmsr,
-    /// WRMSR (ECX names the MSR, EDX:EAX the value).
-    Wrmsr,
-    /// VMCALL: a hypercall.
-    Vmcall,
-    /// An access to guest-physical memory outside what the EPT maps.
-    EptViolation {
-        /// The guest-physical address.
-        address: u64,
-        /// The kind of access.
-        access: ViolationAccess,
-        /// The guest linear address, when the qualification says it is valid.
-        linear: Option<u64>,
-    },
-    /// The EPT entry itself is malformed (a hypervisor bug).
-    EptMisconfiguration {
-        /// The guest-physical address.
-        address: u64,
-    },
-    /// The guest triple-faulted (shutdown).
-    TripleFault,
-    /// A VMX instruction in the guest (tessera does not nest).
-    VmxInstruction,
-    /// XSETBV (ECX = XCR index, EDX:EAX = value).
-    Xsetbv,
-    /// MOV to or from a control register.
-    ControlRegister(ControlRegisterAccess),
-    /// INIT signal.
-    Init,
-    /// Start-up IPI.
-    Sipi,
-    /// An external interrupt arrived (acknowledged on exit).
-    ExternalInterrupt {
-        /// The vector.
-        vector: u8,
-    },
-    /// An NMI or a guest exception the exception bitmap intercepts.
-    ExceptionOrNmi {
-        /// The vector.
-        vector: u8,
-        /// Whether it was an NMI.
-        nmi: bool,
-    },
-    /// The VMX-preemption timer counted down to zero: the slice is over.
-    PreemptionTimer,
-    /// VM entry failed on guest state (the exit qualification says which check).
-    InvalidGuestState {
-        /// Qualification.
-        qualification: u64,
-    },
-    /// INVD or WBINVD: guest RAM is ordinary write-back memory with no
-    /// device behind it, so there is nothing to write back or discard.
-    CacheInvalidation,
-    /// RDPMC: no performance counters are offered (CPUID leaf 0xA is 0),
-    /// so the guest gets #GP as on a CPU with none.
-    Rdpmc,
-    /// MWAIT, MONITOR, GETSEC and other exits tessera does not emulate; the
-    /// guest gets #UD, as CPUID does not advertise them.
-    Unsupported {
-        /// The basic exit reason.
-        reason: u32,
-    },
-}
-
-/// An I/O instruction's exit qualification.
-#[derive(Debug, Clone, Copy)]
-pub struct IoAccess {
-    /// The port.
-    pub port: u16,
-    /// Access width in bytes (1, 2 or 4).
-    pub size: u8,
-    /// IN (true) or OUT.
-    pub input: bool,
-    /// INS/OUTS.
-    pub string: bool,
-    /// REP prefix.
-    pub rep: bool,
-}
-
-/// A control-register access's exit qualification.
-#[derive(Debug, Clone, Copy)]
-pub struct ControlRegisterAccess {
-    /// 0, 3, 4 or 8.
-    pub register: u8,
-    /// 0 = MOV to CR, 1 = MOV from CR, 2 = CLTS, 3 = LMSW.
-    pub kind: u8,
-    /// The general-purpose register operand (0 = RAX ... 15 = R15).
-    pub gpr: u8,
-    /// The LMSW source data.
-    pub lmsw_source: u16,
-}
+use crate::vmm::exit::{ControlRegisterAccess, Exit, IoAccess, MemoryAccess};
+use crate::vmm::vcpu::SegmentRegister;
 
 /// The basic exit reason (bits 15:0 of the exit-reason field).
 pub fn basic_reason() -> u32 {
     exit::REASON.read() & 0xffff
 }
 
-/// Reads the exit information of the current VMCS.
-pub fn decode(reason: u32) -> VmExit {
+/// Reads the exit information of the current VMCS into the core's terms.
+pub fn decode(reason: u32) -> Exit {
     match reason {
         0 => {
+            // Interruption information (SDM Vol. 3C, 25.9.2): vector 7:0,
+            // type 10:8 (2 = NMI), error code valid 11.
             let info = exit::INTERRUPTION_INFO.read();
-            VmExit::ExceptionOrNmi {
-                vector: info as u8,
-                nmi: (info >> 8) & 7 == 2,
+            if (info >> 8) & 7 == 2 {
+                Exit::Nmi
+            } else {
+                Exit::Exception {
+                    vector: info as u8,
+                    error_code: (info & (1 << 11) != 0)
+                        .then(|| exit::INTERRUPTION_ERROR_CODE.read()),
+                }
             }
         }
-        1 => VmExit::ExternalInterrupt {
-            vector: exit::INTERRUPTION_INFO.read() as u8,
-        },
-        2 => VmExit::TripleFault,
-        3 => VmExit::Init,
-        4 => VmExit::Sipi,
-        10 => VmExit::Cpuid,
-        12 => VmExit::Hlt,
-        13 | 54 => VmExit::CacheInvalidation,
-        15 => VmExit::Rdpmc,
-        18 => VmExit::Vmcall,
-        19..=27 | 50 | 53 | 59 => VmExit::VmxInstruction,
-        28 => {
-            let q = exit::QUALIFICATION.read();
-            VmExit::ControlRegister(ControlRegisterAccess {
-                register: (q & 0xf) as u8,
-                kind: ((q >> 4) & 3) as u8,
-                gpr: ((q >> 8) & 0xf) as u8,
-                lmsw_source: (q >> 16) as u16,
-            })
-        }
-        30 => {
-            let q = exit::QUALIFICATION.read();
-            VmExit::Io(IoAccess {
-                size: (q & 7) as u8 + 1,
-                input: q & (1 << 3) != 0,
-                string: q & (1 << 4) != 0,
-                rep: q & (1 << 5) != 0,
-                port: (q >> 16) as u16,
-            })
-        }
-        31 => VmExit::Rdmsr,
-        32 => VmExit::Wrmsr,
-        33 => VmExit::InvalidGuestState {
-            qualification: exit::QUALIFICATION.read(),
+        1 => Exit::ExternalInterrupt,
+        2 => Exit::TripleFault,
+        3 => Exit::Init,
+        4 => Exit::Sipi,
+        10 => Exit::Cpuid,
+        12 => Exit::Hlt,
+        13 | 54 => Exit::CacheInvalidation,
+        15 => Exit::Rdpmc,
+        18 => Exit::Hypercall,
+        19..=27 | 50 | 53 | 59 => Exit::VirtualizationInstruction,
+        28 => Exit::ControlRegister(control_register_access(exit::QUALIFICATION.read())),
+        30 => Exit::Io(io_access(
+            exit::QUALIFICATION.read(),
+            exit::INSTRUCTION_INFO.read(),
+        )),
+        31 => Exit::Rdmsr,
+        32 => Exit::Wrmsr,
+        33 => Exit::InvalidGuestState {
+            detail: exit::QUALIFICATION.read(),
         },
         48 => {
+            // EPT-violation qualification (SDM Vol. 3C, Table 28-7): bit 1
+            // write, bit 2 fetch, bit 7 linear address valid.
             let q = exit::QUALIFICATION.read();
-            VmExit::EptViolation {
+            Exit::UnmappedMemory {
                 address: exit::GUEST_PHYSICAL_ADDRESS.read(),
-                access: ViolationAccess::from_qualification(q),
+                access: if q & 2 != 0 {
+                    MemoryAccess::Write
+                } else if q & 4 != 0 {
+                    MemoryAccess::Execute
+                } else {
+                    MemoryAccess::Read
+                },
                 linear: (q & (1 << 7) != 0).then(|| exit::GUEST_LINEAR_ADDRESS.read()),
             }
         }
-        49 => VmExit::EptMisconfiguration {
+        49 => Exit::PageTableMisconfiguration {
             address: exit::GUEST_PHYSICAL_ADDRESS.read(),
         },
-        52 => VmExit::PreemptionTimer,
-        55 => VmExit::Xsetbv,
-        reason => VmExit::Unsupported { reason },
+        52 => Exit::SliceEnd,
+        55 => Exit::Xsetbv,
+        reason => Exit::Unsupported { reason },
+    }
+}
+
+/// Control-register access qualification (SDM Vol. 3C, Table 28-3): CR
+/// number 3:0, access type 5:4, register 11:8, LMSW source 31:16.
+fn control_register_access(q: u64) -> ControlRegisterAccess {
+    let register = (q & 0xf) as u8;
+    let gpr = ((q >> 8) & 0xf) as u8;
+    match (q >> 4) & 3 {
+        0 => ControlRegisterAccess::Write { register, gpr },
+        1 => ControlRegisterAccess::Read { register, gpr },
+        2 => ControlRegisterAccess::Clts,
+        _ => ControlRegisterAccess::Lmsw((q >> 16) as u16),
+    }
+}
+
+/// I/O qualification (SDM Vol. 3C, Table 28-5): size - 1 in 2:0, IN 3,
+/// string 4, REP 5, port 31:16; for INS/OUTS the instruction information
+/// (Table 28-8) gives the address size in 9:7 and the segment in 17:15.
+fn io_access(q: u64, info: u32) -> IoAccess {
+    IoAccess {
+        size: (q & 7) as u8 + 1,
+        input: q & (1 << 3) != 0,
+        string: q & (1 << 4) != 0,
+        rep: q & (1 << 5) != 0,
+        port: (q >> 16) as u16,
+        address_size: match (info >> 7) & 7 {
+            0 => 2,
+            1 => 4,
+            _ => 8,
+        },
+        segment: match (info >> 15) & 7 {
+            0 => SegmentRegister::Es,
+            1 => SegmentRegister::Cs,
+            2 => SegmentRegister::Ss,
+            4 => SegmentRegister::Fs,
+            5 => SegmentRegister::Gs,
+            _ => SegmentRegister::Ds,
+        },
     }
 }
 

@@ -10,6 +10,8 @@ pub mod ept;
 pub mod exit_reason;
 
 #[cfg(target_os = "none")]
+pub mod backend;
+#[cfg(target_os = "none")]
 pub mod capabilities;
 #[cfg(target_os = "none")]
 pub mod entry;

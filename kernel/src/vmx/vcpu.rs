@@ -1,33 +1,61 @@
 //! One virtual CPU on VMX: its VMCS, its register file and the guest state
-//! that VMX does not switch by itself.
+//! that VMX does not switch by itself — the implementation of the core's
+//! [`Vcpu`] seam for Intel.
 //!
 //! The VMCS switches the control registers, segment state, RSP/RIP/RFLAGS,
-//! DR7, EFER, PAT and the SYSENTER MSRs. Everything else a guest can see —
-//! the general registers, CR2, DR0-3/DR6, the SYSCALL MSRs, KERNEL_GS_BASE,
-//! XCR0 and the FPU/SSE/AVX state — tessera saves and restores itself when
-//! it switches between VMs ([`Vcpu::switch_out`], [`Vcpu::switch_in`]).
+//! DR7 and IA32_DEBUGCTL ("load/save debug controls"), EFER, PAT and the
+//! SYSENTER MSRs. Everything else a guest can see — the general registers,
+//! CR2, CR8 (the TPR), DR0-3/DR6, the SYSCALL MSRs, KERNEL_GS_BASE, XCR0 and
+//! the FPU/SSE/AVX state — tessera saves and restores itself when it switches
+//! between VMs ([`Vcpu::unload`], [`Vcpu::load`]).
+//!
+//! CR0.CD and CR0.NW are owned by tessera (guest/host mask plus read
+//! shadow): VM entry and exit never load them (SDM Vol. 3C, 27.3.2.1 and
+//! 28.5.1), so a guest that set CD on the real CPU would leave the host and
+//! every later VM running uncached. The guest reads back what it wrote; the
+//! CPU always runs with both clear.
 
 use super::capabilities::{entry_controls, Capabilities};
 use super::entry::{self, EntryResult, GuestRegisters};
+use super::exit_reason::ExitCounts;
 use super::vmcs::{control, exit, guest, host};
-use crate::vmx::controls::apply_fixed_bits;
-use alloc::alloc::{alloc_zeroed, dealloc, Layout};
-// The flat GDT the loader writes into guest RAM defines these selectors.
-use crate::loader;
+use crate::arch::registers::RSP_NUMBER;
 use crate::mm::phys::PhysRange;
 use crate::options::CpuMode;
+use crate::vmm::exit::Exit;
+use crate::vmm::guest_memory::OwnedFrames;
+use crate::vmm::vcpu::{
+    ControlState, EntryFailure, SegmentRegister, SegmentState, StartState, Vcpu,
+};
+use crate::vmx::controls::apply_fixed_bits;
+use alloc::vec::Vec;
 use x86::msr::{rdmsr, wrmsr};
+
+// The flat GDT the loader writes into guest RAM defines these selectors.
+use crate::loader;
 
 const CR0_PE: u64 = 1 << 0;
 const CR0_ET: u64 = 1 << 4;
+const CR0_NW: u64 = 1 << 29;
+const CR0_CD: u64 = 1 << 30;
 const CR0_PG: u64 = 1 << 31;
 const CR4_PAE: u64 = 1 << 5;
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
 /// The power-on value of IA32_PAT (SDM Vol. 3A, 13.12.4).
 const PAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
+/// DR7 after reset: only the always-one bit 10 (SDM Vol. 3B, 19.2.4).
+const DR7_DEFAULT: u64 = 0x400;
+/// DR6 after reset: the reserved bits read as ones (SDM Vol. 3B, 19.2.3).
+const DR6_DEFAULT: u64 = 0xffff_0ff0;
+/// #DB and #AC: intercepted, because their delivery can raise the same
+/// exception again and loop forever inside the CPU, where no VM exit or
+/// interrupt can end it (CVE-2015-8104, CVE-2015-5307; SDM Vol. 3C, 26.2).
+const INTERCEPTED_EXCEPTIONS: u32 = (1 << 1) | (1 << 17);
+const VECTOR_DB: u8 = 1;
+const VECTOR_AC: u8 = 17;
 
-/// Segment access rights (SDM Vol. 3C, Table 26-2).
+/// Segment access rights (SDM Vol. 3C, Table 25-2).
 mod access {
     /// Real-mode code: present, S, type 11 (execute/read, accessed).
     pub const REAL_CODE: u32 = 0x9b;
@@ -47,43 +75,26 @@ mod access {
 
 /// The SYSCALL-related MSRs that VMX leaves to software.
 const SWITCHED_MSRS: [u32; 5] = [
-    0xc000_0081, // IA32_STAR
-    0xc000_0082, // IA32_LSTAR
-    0xc000_0083, // IA32_CSTAR
-    0xc000_0084, // IA32_FMASK
-    0xc000_0102, // IA32_KERNEL_GS_BASE
+    x86::msr::IA32_STAR,
+    x86::msr::IA32_LSTAR,
+    x86::msr::IA32_CSTAR,
+    x86::msr::IA32_FMASK,
+    x86::msr::IA32_KERNEL_GSBASE,
 ];
 
-/// How a vCPU starts: the loader's answer for its image.
-#[derive(Debug, Clone, Copy)]
-pub struct StartState {
-    /// Processor mode.
-    pub mode: CpuMode,
-    /// RIP (an offset from CS base in real mode).
-    pub rip: u64,
-    /// Real-mode CS selector.
-    pub real_mode_cs: u16,
-    /// RSP.
-    pub rsp: u64,
-    /// CR3 for long mode.
-    pub cr3: u64,
-    /// GDTR base.
-    pub gdt_base: u64,
-    /// GDTR limit.
-    pub gdt_limit: u16,
-}
-
-/// Where the VM's shared structures are.
+/// Where the VM's structures are.
 #[derive(Debug, Clone, Copy)]
 pub struct VmStructures {
     /// The EPT pointer.
     pub ept_pointer: u64,
     /// The VPID (0 when VPIDs are off).
     pub vpid: u16,
-    /// I/O bitmaps A and B, two consecutive pages.
+    /// I/O bitmaps A and B, two consecutive pages (shared by every VM).
     pub io_bitmaps: u64,
-    /// The MSR bitmap page.
+    /// The MSR bitmap page (shared by every VM).
     pub msr_bitmap: u64,
+    /// The VM's RAM, for reading PDPTEs.
+    pub ram: PhysRange,
 }
 
 /// Why a vCPU could not be created.
@@ -99,21 +110,53 @@ pub enum VcpuError {
 #[derive(Default)]
 struct SwitchedState {
     cr2: u64,
+    cr8: u64,
+    /// DR0-DR3, DR6.
     debug: [u64; 5],
     msrs: [u64; SWITCHED_MSRS.len()],
 }
 
-/// One virtual CPU.
-pub struct Vcpu {
+/// The XSAVE area: a heap buffer owned by the vCPU, used at its first
+/// 64-byte-aligned offset (XSAVE's alignment rule, SDM Vol. 1, 13.4).
+struct XsaveArea {
+    bytes: Vec<u8>,
+}
+
+impl XsaveArea {
+    fn new() -> Option<XsaveArea> {
+        let size = xsave_size() + 63;
+        let mut bytes = Vec::new();
+        bytes.try_reserve_exact(size).ok()?;
+        bytes.resize(size, 0);
+        Some(XsaveArea { bytes })
+    }
+
+    fn clear(&mut self) {
+        // A zeroed XSAVE header makes XRSTOR load the initial state.
+        self.bytes.fill(0);
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        let start = self.bytes.as_mut_ptr();
+        start.wrapping_add(start.align_offset(64))
+    }
+}
+
+/// One virtual CPU on VMX.
+pub struct VmxVcpu {
     vmcs: PhysRange,
     launched: bool,
-    /// General-purpose registers while the host runs.
-    pub registers: GuestRegisters,
-    /// The guest's XCR0.
-    pub xcr0: u64,
-    xsave_area: *mut u8,
-    xsave_layout: Layout,
+    registers: GuestRegisters,
+    xcr0: u64,
+    xsave: XsaveArea,
     switched: SwitchedState,
+    capabilities: Capabilities,
+    ram: PhysRange,
+    slice_deadline: u64,
+    event_pending: bool,
+    exits: ExitCounts,
+    /// The EPT's page-table frames, freed with the vCPU.
+    _ept: OwnedFrames,
 }
 
 /// The size XSAVE needs for every feature this CPU supports (CPUID.0DH.0:ECX).
@@ -147,9 +190,495 @@ unsafe fn xsetbv(value: u64) {
     unsafe { x86::controlregs::xcr0_write(x86::controlregs::Xcr0::from_bits_truncate(value)) };
 }
 
+/// Text for VM-instruction error numbers (SDM Vol. 3C, 31.4).
+fn instruction_error_text(error: u32) -> &'static str {
+    match error {
+        5 => "VMLAUNCH of a VMCS already launched",
+        7 => "invalid control fields",
+        8 => "invalid host-state fields",
+        9 => "VMRESUME of a VMCS that was never launched",
+        26 => "VM entry with events blocked by MOV SS",
+        _ => "see the SDM's table of VM-instruction errors",
+    }
+}
+
+fn vmcs_segment(register: SegmentRegister) -> guest::Segment {
+    match register {
+        SegmentRegister::Es => guest::ES,
+        SegmentRegister::Cs => guest::CS,
+        SegmentRegister::Ss => guest::SS,
+        SegmentRegister::Ds => guest::DS,
+        SegmentRegister::Fs => guest::FS,
+        SegmentRegister::Gs => guest::GS,
+    }
+}
+
+impl VmxVcpu {
+    /// A vCPU with a fresh VMCS, made current, programmed with host state,
+    /// controls and the start state.
+    pub fn new(
+        capabilities: &Capabilities,
+        structures: &VmStructures,
+        start: &StartState,
+        ept: OwnedFrames,
+    ) -> Result<VmxVcpu, VcpuError> {
+        let xsave = XsaveArea::new().ok_or(VcpuError::OutOfMemory)?;
+        let vmcs = crate::mm::allocate_zeroed(4096, 4096).map_err(|_| VcpuError::OutOfMemory)?;
+        // SAFETY: the page is fresh and identity-mapped; it becomes this
+        // vCPU's VMCS, initialised by VMCLEAR (SDM Vol. 3C, 25.11.3).
+        let cleared = unsafe {
+            (vmcs.start as *mut u32).write(capabilities.revision);
+            x86::bits64::vmx::vmclear(vmcs.start).is_ok()
+        };
+        if !cleared {
+            crate::mm::free(vmcs);
+            return Err(VcpuError::VmcsInstruction);
+        }
+        let mut vcpu = VmxVcpu {
+            vmcs,
+            launched: false,
+            registers: GuestRegisters::default(),
+            xcr0: 1,
+            xsave,
+            switched: SwitchedState::default(),
+            capabilities: *capabilities,
+            ram: structures.ram,
+            slice_deadline: 0,
+            event_pending: false,
+            exits: ExitCounts::default(),
+            _ept: ept,
+        };
+        vcpu.make_current()?;
+        write_host_state();
+        write_controls(capabilities, structures);
+        vcpu.reset(start);
+        Ok(vcpu)
+    }
+
+    /// Makes this vCPU's VMCS the current one on this CPU.
+    fn make_current(&self) -> Result<(), VcpuError> {
+        // SAFETY: the VMCS region was initialised by VMCLEAR and stays
+        // allocated for the vCPU's life.
+        unsafe { x86::bits64::vmx::vmptrld(self.vmcs.start) }
+            .map_err(|_| VcpuError::VmcsInstruction)
+    }
+
+    /// CR0 as the guest sees it: its own bits from the guest field, the bits
+    /// tessera owns from the read shadow (SDM Vol. 3C, 25.6.6).
+    fn visible_cr0(&self) -> u64 {
+        let mask = control::CR0_MASK.read();
+        (guest::CR0.read() & !mask) | (control::CR0_SHADOW.read() & mask)
+    }
+
+    /// CR4 as the guest sees it.
+    fn visible_cr4(&self) -> u64 {
+        let mask = control::CR4_MASK.read();
+        (guest::CR4.read() & !mask) | (control::CR4_SHADOW.read() & mask)
+    }
+
+    /// The CR0 value the CPU runs with for a guest-visible `value`: the VMX
+    /// fixed bits (PE and PG are free under unrestricted guest), and never
+    /// CD or NW.
+    fn real_cr0(&self, value: u64) -> u64 {
+        apply_fixed_bits(
+            value & !(CR0_CD | CR0_NW),
+            self.capabilities.cr0_fixed0,
+            self.capabilities.cr0_fixed1,
+            CR0_PE | CR0_PG,
+        )
+    }
+
+    /// The CR4 value the CPU runs with for a guest-visible `value`.
+    fn real_cr4(&self, value: u64) -> u64 {
+        apply_fixed_bits(
+            value,
+            self.capabilities.cr4_fixed0,
+            self.capabilities.cr4_fixed1,
+            0,
+        )
+    }
+
+    /// Keeps EFER.LMA and the "IA-32e mode guest" entry control in step with
+    /// CR0.PG and EFER.LME (SDM Vol. 3A, 10.8.5; Vol. 3C, 27.3.1.1).
+    fn update_long_mode(&self) {
+        let efer = guest::EFER.read();
+        let long = guest::CR0.read() & CR0_PG != 0 && efer & EFER_LME != 0;
+        let entry = control::ENTRY.read();
+        if long {
+            guest::EFER.write(efer | EFER_LMA);
+            control::ENTRY.write(entry | entry_controls::IA32E_MODE_GUEST);
+        } else {
+            guest::EFER.write(efer & !EFER_LMA);
+            control::ENTRY.write(entry & !entry_controls::IA32E_MODE_GUEST);
+        }
+    }
+
+    /// Under PAE paging, VM entry takes the PDPTEs from the VMCS, not from
+    /// memory (SDM Vol. 3C, 27.3.2.4): a MOV to CR0/CR3/CR4 that exits must
+    /// load them from the guest's CR3, as the CPU would have (SDM Vol. 3A,
+    /// 4.4.1). Entries outside guest RAM read as not present.
+    fn load_pdptes(&self) {
+        let cr0 = guest::CR0.read();
+        let pae_paging = cr0 & CR0_PG != 0
+            && guest::CR4.read() & CR4_PAE != 0
+            && guest::EFER.read() & EFER_LMA == 0;
+        if !pae_paging {
+            return;
+        }
+        let table = guest::CR3.read() & 0xffff_ffe0;
+        for (index, field) in guest::PDPTES.iter().enumerate() {
+            let address = table + index as u64 * 8;
+            let entry = if address + 8 <= self.ram.len() {
+                // SAFETY: inside this VM's RAM, identity-mapped; the guest
+                // does not run while the host reads.
+                unsafe { core::ptr::read_unaligned((self.ram.start + address) as *const u64) }
+            } else {
+                0
+            };
+            field.write(entry);
+        }
+    }
+
+    /// Reflects an intercepted #DB or #AC back to the guest, as the CPU
+    /// would have delivered it. For #DB the exit qualification holds the
+    /// DR6 bits the CPU did not write (SDM Vol. 3C, 28.2.1, Table 28-1).
+    fn reflect_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        if vector == VECTOR_DB {
+            let bits = exit::QUALIFICATION.read() & 0x600f;
+            let dr6 = DR6_DEFAULT | bits;
+            // SAFETY: DR6 holds this guest's value while its vCPU is loaded.
+            unsafe { core::arch::asm!("mov dr6, {}", in(reg) dr6, options(nostack)) };
+        }
+        self.inject_exception(vector, error_code);
+    }
+}
+
+impl Vcpu for VmxVcpu {
+    fn run(&mut self) -> Result<Exit, EntryFailure> {
+        // Slices are charged in wall-clock time: the time tessera spends on
+        // the guest's exits comes out of the guest's slice too, so an exit
+        // flood cannot hold the CPU (the preemption timer alone counts only
+        // guest time).
+        let now = crate::arch::tsc::rdtsc();
+        let Some(left) = self
+            .slice_deadline
+            .checked_sub(now)
+            .filter(|&left| left > 0)
+        else {
+            return Ok(Exit::SliceEnd);
+        };
+        let ticks = (left >> self.capabilities.preemption_timer_rate).clamp(1, u32::MAX as u64);
+        guest::PREEMPTION_TIMER.write(ticks as u32);
+        // SAFETY: this VMCS is current (the scheduler calls `load` first)
+        // with complete host, control and guest state.
+        let result = unsafe { entry::enter(&mut self.registers, self.launched) };
+        if result != EntryResult::Exited {
+            let code = exit::INSTRUCTION_ERROR.read();
+            return Err(EntryFailure {
+                code,
+                meaning: instruction_error_text(code),
+            });
+        }
+        self.launched = true;
+        if self.event_pending {
+            // The event was delivered (or is reported again through the
+            // IDT-vectoring information); the entry field is clear now
+            // (SDM Vol. 3C, 27.6.1.1: VM exit clears its valid bit).
+            self.event_pending = false;
+        }
+        let reason = super::exit::basic_reason();
+        self.exits.record(reason);
+        let decoded = super::exit::decode(reason);
+        match decoded {
+            Exit::Exception { vector, error_code }
+                if vector == VECTOR_DB || vector == VECTOR_AC =>
+            {
+                // Delivered through the core so that the slice deadline and
+                // the exit count see every round of a delivery loop.
+                self.reflect_exception(vector, error_code);
+                Ok(decoded)
+            }
+            _ => Ok(decoded),
+        }
+    }
+
+    fn registers(&mut self) -> &mut GuestRegisters {
+        &mut self.registers
+    }
+
+    fn gpr(&mut self, number: u8) -> u64 {
+        if number & 15 == RSP_NUMBER {
+            guest::RSP.read()
+        } else {
+            self.registers.get(number)
+        }
+    }
+
+    fn set_gpr(&mut self, number: u8, value: u64) {
+        if number & 15 == RSP_NUMBER {
+            guest::RSP.write(value)
+        } else {
+            self.registers.set(number, value)
+        }
+    }
+
+    fn rip(&self) -> u64 {
+        guest::RIP.read()
+    }
+
+    fn rflags(&self) -> u64 {
+        guest::RFLAGS.read()
+    }
+
+    fn set_rflags(&mut self, value: u64) {
+        guest::RFLAGS.write(value)
+    }
+
+    fn skip_instruction(&mut self) {
+        super::exit::skip_instruction();
+    }
+
+    fn control_state(&self) -> ControlState {
+        ControlState {
+            cr0: self.visible_cr0(),
+            cr3: guest::CR3.read(),
+            cr4: self.visible_cr4(),
+            efer: guest::EFER.read(),
+            cs_long: guest::CS.access.read() & (1 << 13) != 0,
+            cpl: ((guest::SS.access.read() >> 5) & 3) as u8,
+        }
+    }
+
+    fn set_cr0(&mut self, value: u64) {
+        control::CR0_SHADOW.write(value);
+        guest::CR0.write(self.real_cr0(value));
+        self.update_long_mode();
+        self.load_pdptes();
+    }
+
+    fn set_cr3(&mut self, value: u64) {
+        guest::CR3.write(value);
+        self.load_pdptes();
+    }
+
+    fn set_cr4(&mut self, value: u64) {
+        control::CR4_SHADOW.write(value);
+        guest::CR4.write(self.real_cr4(value));
+        self.load_pdptes();
+    }
+
+    fn set_efer(&mut self, value: u64) {
+        guest::EFER.write(value);
+        self.update_long_mode();
+    }
+
+    fn supported_cr4(&self) -> u64 {
+        const CR4_VMXE: u64 = 1 << 13;
+        const CR4_SMXE: u64 = 1 << 14;
+        self.capabilities.cr4_fixed1 & 0xffff_ffff & !(CR4_VMXE | CR4_SMXE)
+    }
+
+    fn supported_xcr0(&self) -> u64 {
+        supported_xcr0()
+    }
+
+    fn segment(&self, register: SegmentRegister) -> SegmentState {
+        let segment = vmcs_segment(register);
+        SegmentState {
+            selector: segment.selector.read(),
+            base: segment.base.read(),
+            limit: segment.limit.read(),
+            access_rights: segment.access.read(),
+        }
+    }
+
+    fn pat(&self) -> u64 {
+        guest::PAT.read()
+    }
+
+    fn set_pat(&mut self, value: u64) {
+        guest::PAT.write(value)
+    }
+
+    fn debugctl(&self) -> u64 {
+        guest::DEBUGCTL.read()
+    }
+
+    fn set_debugctl(&mut self, value: u64) {
+        guest::DEBUGCTL.write(value)
+    }
+
+    fn tsc_offset(&self) -> u64 {
+        control::TSC_OFFSET.read()
+    }
+
+    fn set_tsc_offset(&mut self, offset: u64) {
+        control::TSC_OFFSET.write(offset)
+    }
+
+    fn xcr0(&self) -> u64 {
+        self.xcr0
+    }
+
+    fn set_xcr0(&mut self, value: u64) {
+        self.xcr0 = value;
+        // SAFETY: the core validated `value` against every architectural
+        // rule before calling; XCR0 is this VM's while it is loaded.
+        unsafe { xsetbv(value) };
+    }
+
+    fn set_cr2(&mut self, value: u64) {
+        // VMX leaves CR2 alone, so the CPU's CR2 is the guest's while its
+        // vCPU is loaded (see `load`).
+        // SAFETY: CR2 is not used by the hypervisor itself.
+        unsafe { core::arch::asm!("mov cr2, {}", in(reg) value, options(nostack)) };
+    }
+
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        // Hardware exception, valid (SDM Vol. 3C, 25.8.3). An error code is
+        // delivered only in protected mode: in real mode the entry would
+        // fail (27.2.1.3). The guest's *real* CR0.PE decides — with
+        // unrestricted guest it is the guest's own bit — never the read
+        // shadow, which tessera does not keep for PE.
+        let protected = guest::CR0.read() & CR0_PE != 0;
+        let mut info = vector as u32 | (3 << 8) | (1 << 31);
+        if let (Some(code), true) = (error_code, protected) {
+            info |= 1 << 11;
+            control::ENTRY_EXCEPTION_ERROR_CODE.write(code);
+        }
+        control::ENTRY_INTERRUPTION_INFO.write(info);
+        self.event_pending = true;
+    }
+
+    fn event_pending(&self) -> bool {
+        self.event_pending
+    }
+
+    fn set_slice_deadline(&mut self, tsc: u64) {
+        self.slice_deadline = tsc;
+    }
+
+    fn reset(&mut self, start: &StartState) {
+        self.registers = GuestRegisters::default();
+        self.switched = SwitchedState::default();
+        self.xcr0 = 1;
+        self.xsave.clear();
+        self.event_pending = false;
+        write_guest_state(self, start);
+        if self.capabilities.vpid() {
+            // The restarted guest must not see the crashed run's TLB.
+            super::invvpid_all();
+        }
+    }
+
+    fn load(&mut self) -> Result<(), EntryFailure> {
+        self.make_current().map_err(|_| EntryFailure {
+            code: 0,
+            meaning: "VMPTRLD of its VMCS failed",
+        })?;
+        let state = &self.switched;
+        // SAFETY: restoring guest values into registers the host does not
+        // use (CR2, CR8, debug registers, SYSCALL MSRs, extended state); XCR0
+        // was validated when the guest set it.
+        unsafe {
+            core::arch::asm!("mov cr2, {}", in(reg) state.cr2, options(nostack));
+            core::arch::asm!("mov cr8, {}", in(reg) state.cr8, options(nostack));
+            core::arch::asm!(
+                "mov dr0, {}", "mov dr1, {}", "mov dr2, {}", "mov dr3, {}", "mov dr6, {}",
+                in(reg) state.debug[0], in(reg) state.debug[1], in(reg) state.debug[2],
+                in(reg) state.debug[3], in(reg) state.debug[4] | DR6_DEFAULT,
+                options(nostack)
+            );
+            for (msr, value) in SWITCHED_MSRS.iter().zip(state.msrs) {
+                wrmsr(*msr, value);
+            }
+        }
+        if has_xsave() {
+            let all = supported_xcr0();
+            let area = self.xsave.as_mut_ptr();
+            // SAFETY: XRSTOR only touches components enabled in XCR0 (SDM
+            // Vol. 1, 13.8), so restore under the full mask — a guest still
+            // at XCR0 = x87 uses SSE registers too — then its own XCR0. The
+            // area is this vCPU's, 64-byte aligned, of the size CPUID gave.
+            unsafe {
+                xsetbv(all);
+                core::arch::asm!(
+                    "xrstor64 [{}]", in(reg) area,
+                    in("eax") all as u32, in("edx") (all >> 32) as u32,
+                    options(nostack)
+                );
+                xsetbv(self.xcr0);
+            }
+        }
+        Ok(())
+    }
+
+    fn unload(&mut self) {
+        let state = &mut self.switched;
+        // SAFETY: reading registers and MSRs has no side effects. CR8 then
+        // goes back to 0 so that a guest's TPR never reaches the host or the
+        // next VM.
+        unsafe {
+            core::arch::asm!("mov {}, cr2", out(reg) state.cr2, options(nostack));
+            core::arch::asm!("mov {}, cr8", out(reg) state.cr8, options(nostack));
+            core::arch::asm!("mov cr8, {}", in(reg) 0u64, options(nostack));
+            core::arch::asm!(
+                "mov {}, dr0", "mov {}, dr1", "mov {}, dr2", "mov {}, dr3", "mov {}, dr6",
+                out(reg) state.debug[0], out(reg) state.debug[1], out(reg) state.debug[2],
+                out(reg) state.debug[3], out(reg) state.debug[4],
+                options(nostack)
+            );
+            for (slot, msr) in state.msrs.iter_mut().zip(SWITCHED_MSRS) {
+                *slot = rdmsr(msr);
+            }
+        }
+        if has_xsave() {
+            let all = supported_xcr0();
+            let area = self.xsave.as_mut_ptr();
+            // SAFETY: XSAVE writes only into this vCPU's own 64-byte-aligned
+            // area of the size CPUID reported; the full mask for the reason
+            // given in `load`.
+            unsafe {
+                xsetbv(all);
+                core::arch::asm!(
+                    "xsave64 [{}]", in(reg) area,
+                    in("eax") all as u32, in("edx") (all >> 32) as u32,
+                    options(nostack)
+                );
+            }
+        }
+    }
+
+    fn describe(&self) -> alloc::string::String {
+        describe_guest_state()
+    }
+
+    fn exit_statistics(&self) -> Vec<(&'static str, u64)> {
+        self.exits
+            .ranked()
+            .map(|(reason, count)| (super::exit_reason::name(reason), count))
+            .collect()
+    }
+
+    fn exit_count(&self) -> u64 {
+        self.exits.total()
+    }
+}
+
+impl Drop for VmxVcpu {
+    fn drop(&mut self) {
+        // SAFETY: VMCLEAR flushes the VMCS out of the CPU before its page is
+        // reused (SDM Vol. 3C, 25.11.1).
+        unsafe {
+            let _ = x86::bits64::vmx::vmclear(self.vmcs.start);
+        }
+        crate::mm::free(self.vmcs);
+    }
+}
+
 /// The guest state that VM-entry checks look at (SDM Vol. 3C, 27.3.1), for
 /// the report of a failed entry.
-pub fn describe_guest_state() -> alloc::string::String {
+fn describe_guest_state() -> alloc::string::String {
     let segment = |name: &str, s: guest::Segment| {
         alloc::format!(
             "{} {:#06x} base {:#x} limit {:#x} rights {:#x}",
@@ -161,7 +690,7 @@ pub fn describe_guest_state() -> alloc::string::String {
         )
     };
     alloc::format!(
-        "CR0 {:#x} CR3 {:#x} CR4 {:#x} EFER {:#x} RIP {:#x} RSP {:#x} RFLAGS {:#x} entry controls {:#x} activity {} interruptibility {:#x}; {}; {}; {}; {}; GDTR {:#x}/{:#x}",
+        "CR0 {:#x} CR3 {:#x} CR4 {:#x} EFER {:#x} RIP {:#x} RSP {:#x} RFLAGS {:#x} entry controls {:#x} entry event {:#x} activity {} interruptibility {:#x}; {}; {}; {}; {}; GDTR {:#x}/{:#x}",
         guest::CR0.read(),
         guest::CR3.read(),
         guest::CR4.read(),
@@ -170,6 +699,7 @@ pub fn describe_guest_state() -> alloc::string::String {
         guest::RSP.read(),
         guest::RFLAGS.read(),
         control::ENTRY.read(),
+        control::ENTRY_INTERRUPTION_INFO.read(),
         guest::ACTIVITY.read(),
         guest::INTERRUPTIBILITY.read(),
         segment("CS", guest::CS),
@@ -179,163 +709,6 @@ pub fn describe_guest_state() -> alloc::string::String {
         guest::GDTR_BASE.read(),
         guest::GDTR_LIMIT.read()
     )
-}
-
-impl Vcpu {
-    /// A vCPU with a fresh VMCS, made current, programmed with host state,
-    /// controls and the start state.
-    pub fn new(
-        capabilities: &Capabilities,
-        structures: &VmStructures,
-        start: &StartState,
-    ) -> Result<Vcpu, VcpuError> {
-        let vmcs = crate::mm::allocate_zeroed(4096, 4096).map_err(|_| VcpuError::OutOfMemory)?;
-        let xsave_layout =
-            Layout::from_size_align(xsave_size(), 64).map_err(|_| VcpuError::OutOfMemory)?;
-        // SAFETY: a non-zero size with a valid alignment.
-        let xsave_area = unsafe { alloc_zeroed(xsave_layout) };
-        if xsave_area.is_null() {
-            crate::mm::free(vmcs);
-            return Err(VcpuError::OutOfMemory);
-        }
-        // SAFETY: the page is fresh and identity-mapped; it becomes this
-        // vCPU's VMCS, initialised by VMCLEAR (SDM Vol. 3C, 25.11.3).
-        let cleared = unsafe {
-            (vmcs.start as *mut u32).write(capabilities.revision);
-            x86::bits64::vmx::vmclear(vmcs.start).is_ok()
-        };
-        if !cleared {
-            // SAFETY: allocated above with this layout and not shared.
-            unsafe { dealloc(xsave_area, xsave_layout) };
-            crate::mm::free(vmcs);
-            return Err(VcpuError::VmcsInstruction);
-        }
-        let mut vcpu = Vcpu {
-            vmcs,
-            launched: false,
-            registers: GuestRegisters::default(),
-            xcr0: 1,
-            xsave_area,
-            xsave_layout,
-            switched: SwitchedState::default(),
-        };
-        vcpu.make_current()
-            .map_err(|_| VcpuError::VmcsInstruction)?;
-        write_host_state();
-        write_controls(capabilities, structures);
-        vcpu.reset(capabilities, start);
-        Ok(vcpu)
-    }
-
-    /// Makes this vCPU's VMCS the current one on this CPU.
-    pub fn make_current(&self) -> Result<(), ()> {
-        // SAFETY: the VMCS region was initialised by VMCLEAR and stays
-        // allocated for the vCPU's life.
-        unsafe { x86::bits64::vmx::vmptrld(self.vmcs.start).map_err(|_| ()) }
-    }
-
-    /// Puts the vCPU back into its start state (first boot and restarts).
-    /// The VMCS must be current.
-    pub fn reset(&mut self, capabilities: &Capabilities, start: &StartState) {
-        self.registers = GuestRegisters::default();
-        self.switched = SwitchedState::default();
-        self.xcr0 = 1;
-        // SAFETY: the area is this vCPU's, of `xsave_layout` size; a zeroed
-        // XSAVE header makes XRSTOR load the initial state.
-        unsafe { core::ptr::write_bytes(self.xsave_area, 0, self.xsave_layout.size()) };
-        write_guest_state(capabilities, start);
-    }
-
-    /// Runs the guest until its next exit.
-    pub fn run(&mut self) -> EntryResult {
-        // SAFETY: this VMCS is current (the scheduler calls `switch_in`
-        // first) with complete host, control and guest state.
-        let result = unsafe { entry::enter(&mut self.registers, self.launched) };
-        if result == EntryResult::Exited {
-            self.launched = true;
-        }
-        result
-    }
-
-    /// Loads this vCPU's software-switched state into the CPU.
-    pub fn switch_in(&self) {
-        let state = &self.switched;
-        // SAFETY: restoring guest values into registers the host does not
-        // use (CR2, debug registers, SYSCALL MSRs, extended state); XCR0 was
-        // validated when the guest set it.
-        unsafe {
-            core::arch::asm!("mov cr2, {}", in(reg) state.cr2, options(nostack));
-            core::arch::asm!(
-                "mov dr0, {}", "mov dr1, {}", "mov dr2, {}", "mov dr3, {}", "mov dr6, {}",
-                in(reg) state.debug[0], in(reg) state.debug[1], in(reg) state.debug[2],
-                in(reg) state.debug[3], in(reg) state.debug[4] | 0xffff_0ff0,
-                options(nostack)
-            );
-            for (msr, value) in SWITCHED_MSRS.iter().zip(state.msrs) {
-                wrmsr(*msr, value);
-            }
-            if has_xsave() {
-                // XRSTOR only touches components enabled in XCR0 (SDM Vol. 1,
-                // 13.8), so restore under the full mask: a guest still at
-                // XCR0 = x87 uses SSE registers too. Then its own XCR0.
-                let all = supported_xcr0();
-                xsetbv(all);
-                core::arch::asm!(
-                    "xrstor64 [{}]", in(reg) self.xsave_area,
-                    in("eax") all as u32, in("edx") (all >> 32) as u32,
-                    options(nostack)
-                );
-                xsetbv(self.xcr0);
-            }
-        }
-    }
-
-    /// Saves this vCPU's software-switched state from the CPU.
-    pub fn switch_out(&mut self) {
-        let state = &mut self.switched;
-        // SAFETY: reading registers and MSRs; XSAVE writes only into this
-        // vCPU's own 64-byte-aligned area of the size CPUID reported.
-        unsafe {
-            core::arch::asm!("mov {}, cr2", out(reg) state.cr2, options(nostack));
-            core::arch::asm!(
-                "mov {}, dr0", "mov {}, dr1", "mov {}, dr2", "mov {}, dr3", "mov {}, dr6",
-                out(reg) state.debug[0], out(reg) state.debug[1], out(reg) state.debug[2],
-                out(reg) state.debug[3], out(reg) state.debug[4],
-                options(nostack)
-            );
-            for (slot, msr) in state.msrs.iter_mut().zip(SWITCHED_MSRS) {
-                *slot = rdmsr(msr);
-            }
-            if has_xsave() {
-                // Save under the full mask, for the reason given in `switch_in`.
-                let all = supported_xcr0();
-                xsetbv(all);
-                core::arch::asm!(
-                    "xsave64 [{}]", in(reg) self.xsave_area,
-                    in("eax") all as u32, in("edx") (all >> 32) as u32,
-                    options(nostack)
-                );
-            }
-        }
-    }
-
-    /// The VM-instruction error after a failed entry.
-    pub fn instruction_error(&self) -> u32 {
-        exit::INSTRUCTION_ERROR.read()
-    }
-}
-
-impl Drop for Vcpu {
-    fn drop(&mut self) {
-        // SAFETY: VMCLEAR flushes the VMCS out of the CPU before its page is
-        // reused (SDM Vol. 3C, 25.11.1); the XSAVE area came from
-        // `alloc_zeroed` with this layout.
-        unsafe {
-            let _ = x86::bits64::vmx::vmclear(self.vmcs.start);
-            dealloc(self.xsave_area, self.xsave_layout);
-        }
-        crate::mm::free(self.vmcs);
-    }
 }
 
 fn write_host_state() {
@@ -376,8 +749,7 @@ fn write_controls(capabilities: &Capabilities, structures: &VmStructures) {
     control::SECONDARY_PROCESSOR_BASED.write(capabilities.secondary);
     control::EXIT.write(capabilities.exit);
     control::ENTRY.write(capabilities.entry);
-    // Guest exceptions are the guest's business; tessera intercepts none.
-    control::EXCEPTION_BITMAP.write(0);
+    control::EXCEPTION_BITMAP.write(INTERCEPTED_EXCEPTIONS);
     control::CR3_TARGET_COUNT.write(0);
     control::EXIT_MSR_STORE_COUNT.write(0);
     control::EXIT_MSR_LOAD_COUNT.write(0);
@@ -393,31 +765,20 @@ fn write_controls(capabilities: &Capabilities, structures: &VmStructures) {
     control::TSC_OFFSET.write(0);
 }
 
-/// The CR0 bits VMX forces (besides PE and PG, which unrestricted guest
-/// frees) are owned by tessera: the guest sees its own value through the read
-/// shadow, and a write that changes them exits.
-pub fn cr0_mask(capabilities: &Capabilities) -> u64 {
-    (capabilities.cr0_fixed0 & !(CR0_PE | CR0_PG)) | (!capabilities.cr0_fixed1 & 0xffff_ffff)
+/// The CR0 bits tessera owns: the bits VMX forces (besides PE and PG, which
+/// unrestricted guest frees), and CD/NW, which tessera keeps off the CPU.
+/// The guest sees its own value through the read shadow, and a write that
+/// changes an owned bit exits.
+fn cr0_mask(capabilities: &Capabilities) -> u64 {
+    (capabilities.cr0_fixed0 & !(CR0_PE | CR0_PG))
+        | (!capabilities.cr0_fixed1 & 0xffff_ffff)
+        | CR0_CD
+        | CR0_NW
 }
 
 /// The CR4 bits tessera owns: VMXE and the other fixed bits.
-pub fn cr4_mask(capabilities: &Capabilities) -> u64 {
+fn cr4_mask(capabilities: &Capabilities) -> u64 {
     capabilities.cr4_fixed0 | (!capabilities.cr4_fixed1 & 0xffff_ffff)
-}
-
-/// The CR0 value the CPU runs with for a guest-visible `value`.
-pub fn real_cr0(capabilities: &Capabilities, value: u64) -> u64 {
-    apply_fixed_bits(
-        value,
-        capabilities.cr0_fixed0,
-        capabilities.cr0_fixed1,
-        CR0_PE | CR0_PG,
-    )
-}
-
-/// The CR4 value the CPU runs with for a guest-visible `value`.
-pub fn real_cr4(capabilities: &Capabilities, value: u64) -> u64 {
-    apply_fixed_bits(value, capabilities.cr4_fixed0, capabilities.cr4_fixed1, 0)
 }
 
 fn write_segment(segment: guest::Segment, selector: u16, base: u64, limit: u32, rights: u32) {
@@ -427,7 +788,11 @@ fn write_segment(segment: guest::Segment, selector: u16, base: u64, limit: u32, 
     segment.access.write(rights);
 }
 
-fn write_guest_state(capabilities: &Capabilities, start: &StartState) {
+/// Writes the whole start state, including every event and exit-related
+/// field, so that nothing of a previous run (a pending injection, an
+/// interrupt shadow, a debug exception) survives a restart.
+fn write_guest_state(vcpu: &VmxVcpu, start: &StartState) {
+    let capabilities = &vcpu.capabilities;
     let (cr0, cr4, efer) = match start.mode {
         CpuMode::Real => (CR0_ET, 0, 0),
         CpuMode::Protected => (CR0_ET | CR0_PE, 0, 0),
@@ -437,8 +802,8 @@ fn write_guest_state(capabilities: &Capabilities, start: &StartState) {
     control::CR4_MASK.write(cr4_mask(capabilities));
     control::CR0_SHADOW.write(cr0);
     control::CR4_SHADOW.write(cr4);
-    guest::CR0.write(real_cr0(capabilities, cr0));
-    guest::CR4.write(real_cr4(capabilities, cr4));
+    guest::CR0.write(vcpu.real_cr0(cr0));
+    guest::CR4.write(vcpu.real_cr4(cr4));
     guest::CR3.write(if start.mode == CpuMode::Long {
         start.cr3
     } else {
@@ -451,6 +816,8 @@ fn write_guest_state(capabilities: &Capabilities, start: &StartState) {
         capabilities.entry
     };
     control::ENTRY.write(entry);
+    control::ENTRY_INTERRUPTION_INFO.write(0);
+    control::ENTRY_EXCEPTION_ERROR_CODE.write(0);
 
     match start.mode {
         CpuMode::Real => {
@@ -481,7 +848,7 @@ fn write_guest_state(capabilities: &Capabilities, start: &StartState) {
     guest::GDTR_BASE.write(start.gdt_base);
     guest::GDTR_LIMIT.write(start.gdt_limit as u32);
 
-    guest::DR7.write(0x400);
+    guest::DR7.write(DR7_DEFAULT);
     guest::RSP.write(start.rsp);
     guest::RIP.write(start.rip);
     guest::RFLAGS.write(0x2);
@@ -495,5 +862,8 @@ fn write_guest_state(capabilities: &Capabilities, start: &StartState) {
     guest::INTERRUPTIBILITY.write(0);
     guest::ACTIVITY.write(0);
     guest::PREEMPTION_TIMER.write(u32::MAX);
+    for field in guest::PDPTES {
+        field.write(0);
+    }
     control::TSC_OFFSET.write(0);
 }

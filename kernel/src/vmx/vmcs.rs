@@ -115,6 +115,8 @@ pub mod exit {
     pub const REASON: ReadOnly32 = ReadOnly32(r::EXIT_REASON);
     /// VM-exit interruption information.
     pub const INTERRUPTION_INFO: ReadOnly32 = ReadOnly32(r::VMEXIT_INTERRUPTION_INFO);
+    /// VM-exit interruption error code.
+    pub const INTERRUPTION_ERROR_CODE: ReadOnly32 = ReadOnly32(r::VMEXIT_INTERRUPTION_ERR_CODE);
     /// VM-exit instruction length.
     pub const INSTRUCTION_LENGTH: ReadOnly32 = ReadOnly32(r::VMEXIT_INSTRUCTION_LEN);
     /// VM-exit instruction information.
