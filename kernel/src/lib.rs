@@ -15,6 +15,7 @@ extern crate std;
 pub mod acpi_sleep;
 pub mod controls;
 pub mod cpuid;
+pub mod devices;
 pub mod ept;
 pub mod exit_reason;
 pub mod guest_walk;
