@@ -1,6 +1,7 @@
 //! A 16550A UART, register by register, as the National Semiconductor
-//! PC16550D datasheet (June 1995 edition; TI's PC16550D is the same part)
-//! describes it: what Linux's 8250 driver and polling kernels program.
+//! PC16550D datasheet describes it (TI's PC16550D is the same part; the
+//! citations below name its register descriptions and tables by title):
+//! what Linux's 8250 driver and polling kernels program.
 //!
 //! This module owns one UART's registers, its receive FIFO and the level of
 //! its interrupt output. It must not know where its bytes go (they leave
@@ -20,8 +21,8 @@
 //!   dropped, counted, and reported to the guest as an overrun (LSR.OE).
 //!   Looped-back bytes skip the backlog (the wire is internal) and overrun
 //!   exactly as the datasheet says. In loopback the receive line is
-//!   disconnected (datasheet 8.7, MCR bit 4), so input arriving then is
-//!   dropped and counted, without an overrun.
+//!   disconnected (datasheet, Modem Control Register bit 4), so input
+//!   arriving then is dropped and counted, without an overrun.
 //! - **Character timeout** (IIR = 0xC) is reported at once when the FIFO
 //!   holds fewer bytes than the trigger level: with no time in the model,
 //!   the "four character times" have always passed. Drivers treat it like
@@ -44,12 +45,12 @@ pub const COM1_BASE: u16 = 0x3f8;
 pub const COM1_IRQ: IrqLine = IrqLine::new(4).unwrap();
 /// How many ports a 16550 decodes.
 pub const PORT_COUNT: u16 = 8;
-/// Bytes in the receive FIFO (datasheet 1.0: "16 bytes").
+/// Bytes in the receive FIFO (the datasheet's "16-byte FIFOs").
 pub const FIFO_CAPACITY: usize = 16;
 /// Bytes waiting behind a full FIFO before input is dropped.
 pub const BACKLOG_CAPACITY: usize = 64;
 
-// Register offsets (datasheet Table II).
+// Register offsets (datasheet, register summary table).
 /// RBR (read) / THR (write); DLL when LCR.DLAB is set.
 const DATA: u16 = 0;
 /// IER; DLM when LCR.DLAB is set.
@@ -62,14 +63,14 @@ const LINE_STATUS: u16 = 5;
 const MODEM_STATUS: u16 = 6;
 const SCRATCH: u16 = 7;
 
-// IER bits; 7:4 always read 0 (datasheet 8.5).
+// IER bits; 7:4 always read 0 (datasheet, Interrupt Enable Register).
 const IER_RECEIVED_DATA: u8 = 1 << 0;
 const IER_THR_EMPTY: u8 = 1 << 1;
 const IER_LINE_STATUS: u8 = 1 << 2;
 const IER_MODEM_STATUS: u8 = 1 << 3;
 const IER_MASK: u8 = 0x0f;
 
-// IIR values (datasheet Table IV), and bits 7:6 set while FIFOs are enabled.
+// IIR values (datasheet, Interrupt Control Functions table), and bits 7:6 set while FIFOs are enabled.
 const IIR_NONE: u8 = 0x01;
 const IIR_LINE_STATUS: u8 = 0x06;
 const IIR_RECEIVED_DATA: u8 = 0x04;
@@ -78,7 +79,7 @@ const IIR_THR_EMPTY: u8 = 0x02;
 const IIR_MODEM_STATUS: u8 = 0x00;
 const IIR_FIFOS_ENABLED: u8 = 0xc0;
 
-// FCR bits (datasheet 8.4).
+// FCR bits (datasheet, FIFO Control Register).
 const FCR_ENABLE: u8 = 1 << 0;
 const FCR_RESET_RECEIVER: u8 = 1 << 1;
 const FCR_TRIGGER_SHIFT: u8 = 6;
@@ -87,7 +88,7 @@ const TRIGGER_LEVELS: [usize; 4] = [1, 4, 8, 14];
 
 const LCR_DLAB: u8 = 1 << 7;
 
-// MCR bits; 7:5 always read 0 (datasheet 8.7).
+// MCR bits; 7:5 always read 0 (datasheet, Modem Control Register).
 const MCR_DTR: u8 = 1 << 0;
 const MCR_RTS: u8 = 1 << 1;
 const MCR_OUT1: u8 = 1 << 2;
@@ -95,7 +96,7 @@ const MCR_OUT2: u8 = 1 << 3;
 const MCR_LOOPBACK: u8 = 1 << 4;
 const MCR_MASK: u8 = 0x1f;
 
-// LSR bits (datasheet 8.6).
+// LSR bits (datasheet, Line Status Register).
 const LSR_DATA_READY: u8 = 1 << 0;
 const LSR_OVERRUN: u8 = 1 << 1;
 /// OE, PE, FE, BI: cleared by reading LSR; any of them is a line-status
@@ -104,7 +105,7 @@ const LSR_ERRORS: u8 = 0x1e;
 const LSR_THR_EMPTY: u8 = 1 << 5;
 const LSR_TRANSMITTER_EMPTY: u8 = 1 << 6;
 
-// MSR bits (datasheet 8.8): deltas in 3:0, input levels in 7:4.
+// MSR bits (datasheet, Modem Status Register): deltas in 3:0, input levels in 7:4.
 const MSR_DELTA_CTS: u8 = 1 << 0;
 const MSR_DELTA_DSR: u8 = 1 << 1;
 const MSR_TRAILING_EDGE_RI: u8 = 1 << 2;
@@ -168,8 +169,8 @@ impl<const N: usize> ByteQueue<N> {
     }
 }
 
-/// What the UART reports in IIR, highest priority first (datasheet
-/// Table IV).
+/// What the UART reports in IIR, highest priority first (datasheet,
+/// Interrupt Control Functions table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     LineStatus,
@@ -197,7 +198,7 @@ pub struct Serial16550 {
     fifos_enabled: bool,
     trigger_level: usize,
     /// The THRE interrupt latch: set when THR becomes empty, cleared by an
-    /// IIR read that reports it (datasheet Table IV, "reset control").
+    /// IIR read that reports it (datasheet, Interrupt Control Functions table, "reset control").
     thr_empty_pending: bool,
     receive_fifo: ByteQueue<FIFO_CAPACITY>,
     backlog: ByteQueue<BACKLOG_CAPACITY>,
@@ -256,8 +257,8 @@ impl Serial16550 {
         self.transmitted
     }
 
-    /// Input bytes dropped because the FIFO and the backlog were full, or
-    /// overrun in loopback.
+    /// Input bytes lost: dropped with the FIFO and backlog full or the
+    /// receive line disconnected by loopback, or overrun in loopback.
     pub fn dropped_bytes(&self) -> u64 {
         self.dropped
     }
@@ -276,7 +277,7 @@ impl Serial16550 {
     }
 
     /// Master reset (the MR pin): every register to its datasheet reset
-    /// value (Table V); the divisor latch and the counts are kept, and the
+    /// value (the UART Reset Configuration table); the divisor latch and the counts are kept, and the
     /// interrupt line goes low.
     pub fn reset(&mut self, cx: &mut DeviceContext) {
         *self = Serial16550 {
@@ -325,7 +326,7 @@ impl Serial16550 {
     }
 
     /// A byte the transmitter looped back into the receiver (MCR.LOOP).
-    /// Overruns as the datasheet says (8.6, LSR bit 1): in FIFO mode the
+    /// Overruns as the datasheet says (Line Status Register, bit 1): in FIFO mode the
     /// new byte is lost and the FIFO kept; in 16450 mode it overwrites RBR.
     fn loop_back(&mut self, byte: u8) {
         if self.receive_fifo.len() < self.receive_capacity() {
@@ -367,7 +368,7 @@ impl Serial16550 {
     }
 
     /// MSR bits 7:4. In loopback the inputs are wired to the outputs
-    /// (datasheet 8.7, MCR bit 4): CTS=RTS, DSR=DTR, RI=OUT1, DCD=OUT2.
+    /// (datasheet, Modem Control Register bit 4): CTS=RTS, DSR=DTR, RI=OUT1, DCD=OUT2.
     fn modem_inputs(&self) -> u8 {
         if !self.loopback() {
             return MSR_CONNECTED;
@@ -424,7 +425,7 @@ impl Serial16550 {
 
     /// Drives the line to match the interrupt state. On a PC the INTR pin
     /// reaches the interrupt controller through a buffer enabled by OUT2,
-    /// and in loopback the OUT2 pin is forced inactive (datasheet 8.7), so
+    /// and in loopback the OUT2 pin is forced inactive (datasheet, Modem Control Register bit 4), so
     /// the line is high only with OUT2 set, outside loopback.
     fn update_irq(&mut self, cx: &mut DeviceContext) {
         let gate = self.modem_control & (MCR_OUT2 | MCR_LOOPBACK) == MCR_OUT2;
@@ -450,7 +451,7 @@ impl Serial16550 {
             INTERRUPT_ID => {
                 let source = self.pending();
                 // Reading IIR while it reports THRE clears that interrupt
-                // (datasheet Table IV); other sources clear on their own
+                // (datasheet, Interrupt Control Functions table); other sources clear on their own
                 // registers.
                 if source == Some(Source::ThrEmpty) {
                     self.thr_empty_pending = false;
@@ -529,19 +530,19 @@ impl Serial16550 {
                         self.modem_deltas |= delta;
                     }
                 }
-                // TERI marks only RI going from on to off (datasheet 8.8).
+                // TERI marks only RI going from on to off (datasheet, Modem Status Register bit 2).
                 if before & MSR_RI != 0 && after & MSR_RI == 0 {
                     self.modem_deltas |= MSR_TRAILING_EDGE_RI;
                 }
             }
             SCRATCH => self.scratch = value,
             // LSR and MSR are for reading (writes are factory test
-            // features, datasheet 8.6); offsets past 7 decode nothing.
+            // features, datasheet, Line Status Register); offsets past 7 decode nothing.
             _ => {}
         }
     }
 
-    /// FCR (datasheet 8.4). Changing bit 0 clears both FIFOs; the other bits
+    /// FCR (datasheet, FIFO Control Register). Changing bit 0 clears both FIFOs; the other bits
     /// are programmed only when bit 0 is written as 1.
     fn write_fifo_control(&mut self, value: u8) {
         let enable = value & FCR_ENABLE != 0;

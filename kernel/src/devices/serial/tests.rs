@@ -203,7 +203,7 @@ fn fifo_control_enables_resets_and_shows_in_iir() {
     rig.write(INTERRUPT_ID, 0);
     assert_eq!(rig.iir(), 0x01);
     assert_eq!(rig.read(LINE_STATUS) & LSR_DATA_READY, 0);
-    // With bit 0 clear, the other bits are not programmed (datasheet 8.4).
+    // With bit 0 clear, the other bits are not programmed (datasheet, FIFO Control Register).
     rig.write(INTERRUPT_ID, 0xc0);
     rig.write(INTERRUPT_ID, FCR_ENABLE);
     rig.write(INTERRUPT_ENABLE, IER_RECEIVED_DATA);
