@@ -12,6 +12,7 @@
 //! | `vmm`      | scheduler, hypercall ABI                      | VMs, the run loop, exit handling           |
 //! | `vmx`      | control reconciliation, exit reasons, EPT     | VMXON, VMCS, the vCPU, entry/exit          |
 //! | `mm`       | physical ranges, the page-table builder       | frame allocator, heap                      |
+//! | `devices`  | the bus, interrupt lines, the 16550A          |                                            |
 //! | `loader`   | guest image formats                           |                                            |
 //! | `console`  | the per-VM line discipline                    | COM1 output, `println!`, the `log` backend |
 //! | `power`    | the ACPI `\_S5` parser                        | power-off and reset                        |
@@ -37,6 +38,7 @@ pub mod console;
 
 pub mod arch;
 pub mod cpuid;
+pub mod devices;
 pub mod guest_walk;
 pub mod loader;
 pub mod mm;

@@ -1,0 +1,244 @@
+//! Virtual devices: the traits every device model implements, the context
+//! through which a device acts, and the bus that routes guest accesses.
+//!
+//! Devices are pure state machines (the mythril and rust-vmm vm-superio
+//! shape): a register access goes in, and whatever the access causes — an
+//! interrupt line moving, a byte for the console — goes out through the
+//! [`DeviceContext`] passed with it. A device never reaches into global
+//! state, a VMCS, the console or another VM; so each one is driven by unit
+//! tests on the host. Decoding the guest's instruction and writing the
+//! result back to its registers belong to the VM core, not here.
+
+pub mod bus;
+pub mod irq;
+pub mod serial;
+
+use irq::InterruptLines;
+
+/// The width of a port access: IN and OUT move 1, 2 or 4 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessSize {
+    /// 8 bits (`IN AL`, `OUTSB`).
+    Byte,
+    /// 16 bits (`IN AX`, `OUTSW`).
+    Word,
+    /// 32 bits (`IN EAX`, `OUTSD`).
+    Dword,
+}
+
+impl AccessSize {
+    /// The size for an access of `bytes` bytes (1, 2 or 4).
+    pub const fn from_bytes(bytes: u8) -> Option<AccessSize> {
+        match bytes {
+            1 => Some(AccessSize::Byte),
+            2 => Some(AccessSize::Word),
+            4 => Some(AccessSize::Dword),
+            _ => None,
+        }
+    }
+
+    /// How many bytes the access moves.
+    pub const fn bytes(self) -> u8 {
+        match self {
+            AccessSize::Byte => 1,
+            AccessSize::Word => 2,
+            AccessSize::Dword => 4,
+        }
+    }
+
+    /// The value mask of the access: `0xff`, `0xffff` or `0xffff_ffff`.
+    pub const fn mask(self) -> u32 {
+        match self {
+            AccessSize::Byte => 0xff,
+            AccessSize::Word => 0xffff,
+            AccessSize::Dword => 0xffff_ffff,
+        }
+    }
+}
+
+/// The width of an MMIO access: 1, 2, 4 or 8 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmioSize {
+    /// 8 bits.
+    Byte,
+    /// 16 bits.
+    Word,
+    /// 32 bits.
+    Dword,
+    /// 64 bits.
+    Qword,
+}
+
+impl MmioSize {
+    /// The size for an access of `bytes` bytes (1, 2, 4 or 8).
+    pub const fn from_bytes(bytes: u8) -> Option<MmioSize> {
+        match bytes {
+            1 => Some(MmioSize::Byte),
+            2 => Some(MmioSize::Word),
+            4 => Some(MmioSize::Dword),
+            8 => Some(MmioSize::Qword),
+            _ => None,
+        }
+    }
+
+    /// How many bytes the access moves.
+    pub const fn bytes(self) -> u8 {
+        match self {
+            MmioSize::Byte => 1,
+            MmioSize::Word => 2,
+            MmioSize::Dword => 4,
+            MmioSize::Qword => 8,
+        }
+    }
+
+    /// The value mask of the access (all ones over its width).
+    pub const fn mask(self) -> u64 {
+        match self {
+            MmioSize::Byte => 0xff,
+            MmioSize::Word => 0xffff,
+            MmioSize::Dword => 0xffff_ffff,
+            MmioSize::Qword => u64::MAX,
+        }
+    }
+}
+
+/// Where a device's transmitted bytes go.
+///
+/// The VM implements it over its `LineBuffer` (whole lines prefixed with the
+/// VM's name). One byte per call, by value: a transmit allocates nothing and
+/// the sink decides when a line is complete.
+pub trait ConsoleSink {
+    /// Takes one byte the guest transmitted.
+    fn transmit(&mut self, byte: u8);
+}
+
+/// A console that discards what it is given (for contexts where no device
+/// can transmit, such as a timer tick).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DiscardConsole;
+
+impl ConsoleSink for DiscardConsole {
+    fn transmit(&mut self, _byte: u8) {}
+}
+
+/// What a device may act on during one access: the VM's interrupt lines and
+/// its console. Built by the VM for each access from its own fields, so it
+/// costs two pointers and no allocation.
+pub struct DeviceContext<'a> {
+    /// The VM's interrupt lines, which devices raise and lower.
+    pub irq: &'a mut InterruptLines,
+    /// The VM's console, which receives transmitted bytes.
+    pub console: &'a mut dyn ConsoleSink,
+}
+
+impl<'a> DeviceContext<'a> {
+    /// A context over a VM's lines and console.
+    pub fn new(irq: &'a mut InterruptLines, console: &'a mut dyn ConsoleSink) -> Self {
+        DeviceContext { irq, console }
+    }
+}
+
+/// A device decoding a range of I/O ports.
+pub trait PortDevice {
+    /// An IN of `size` bytes at `offset` from the device's base port; the
+    /// result's bits above `size` are ignored.
+    fn read(&mut self, offset: u16, size: AccessSize, cx: &mut DeviceContext) -> u32;
+    /// An OUT of `size` bytes of `value` at `offset` from the device's base
+    /// port; bits of `value` above `size` are zero.
+    fn write(&mut self, offset: u16, size: AccessSize, value: u32, cx: &mut DeviceContext);
+}
+
+/// A device decoding a range of guest-physical addresses.
+pub trait MmioDevice {
+    /// A read of `size` bytes at `offset` from the device's base address;
+    /// the result's bits above `size` are ignored.
+    fn read(&mut self, offset: u64, size: MmioSize, cx: &mut DeviceContext) -> u64;
+    /// A write of `size` bytes of `value` at `offset` from the device's base
+    /// address; bits of `value` above `size` are zero.
+    fn write(&mut self, offset: u64, size: MmioSize, value: u64, cx: &mut DeviceContext);
+}
+
+/// Every port device kind tessera models, for [`bus::PortBus`]: a closed
+/// enum, so the bus dispatches with a `match` (see the bus module for why).
+#[derive(Debug, Clone)]
+pub enum AnyPortDevice {
+    /// A 16550A UART (COM1).
+    Serial(serial::Serial16550),
+}
+
+impl PortDevice for AnyPortDevice {
+    fn read(&mut self, offset: u16, size: AccessSize, cx: &mut DeviceContext) -> u32 {
+        match self {
+            AnyPortDevice::Serial(uart) => uart.read(offset, size, cx),
+        }
+    }
+
+    fn write(&mut self, offset: u16, size: AccessSize, value: u32, cx: &mut DeviceContext) {
+        match self {
+            AnyPortDevice::Serial(uart) => uart.write(offset, size, value, cx),
+        }
+    }
+}
+
+/// Every MMIO device kind tessera models, for [`bus::MmioBus`]. None yet:
+/// the LAPIC and IOAPIC join in the virtual-PC work, so an MMIO bus today
+/// is always empty and every access to it is unclaimed.
+#[derive(Debug, Clone)]
+pub enum AnyMmioDevice {}
+
+impl MmioDevice for AnyMmioDevice {
+    fn read(&mut self, _offset: u64, _size: MmioSize, _cx: &mut DeviceContext) -> u64 {
+        match *self {}
+    }
+
+    fn write(&mut self, _offset: u64, _size: MmioSize, _value: u64, _cx: &mut DeviceContext) {
+        match *self {}
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers shared by the device tests.
+    use super::*;
+    use std::vec::Vec;
+
+    /// A console that keeps every byte, and the lines for the context.
+    #[derive(Default)]
+    pub struct Recorder {
+        pub lines: InterruptLines,
+        pub console: Vec<u8>,
+    }
+
+    impl ConsoleSink for Vec<u8> {
+        fn transmit(&mut self, byte: u8) {
+            self.push(byte);
+        }
+    }
+
+    impl Recorder {
+        /// A context over the recorder's lines and console.
+        pub fn cx(&mut self) -> DeviceContext<'_> {
+            DeviceContext::new(&mut self.lines, &mut self.console)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_sizes_round_trip_through_their_byte_counts() {
+        for bytes in [1, 2, 4] {
+            assert_eq!(AccessSize::from_bytes(bytes).unwrap().bytes(), bytes);
+        }
+        for bytes in [1, 2, 4, 8] {
+            assert_eq!(MmioSize::from_bytes(bytes).unwrap().bytes(), bytes);
+        }
+        assert_eq!(AccessSize::from_bytes(8), None);
+        assert_eq!(AccessSize::from_bytes(3), None);
+        assert_eq!(MmioSize::from_bytes(0), None);
+        assert_eq!(AccessSize::Word.mask(), 0xffff);
+        assert_eq!(MmioSize::Qword.mask(), u64::MAX);
+    }
+}
