@@ -4,9 +4,9 @@
 //! before a byte is touched.
 
 use super::exits::Outcome;
-use super::io::emit_line;
 use super::vcpu::Vcpu;
 use super::vm::{StopReason, Vm};
+use crate::devices::ConsoleSink;
 use crate::vmm::hypercall::*;
 
 /// Carries out the hypercall in the guest's RAX; the result goes to RAX.
@@ -34,9 +34,7 @@ fn console_write<V: Vcpu>(vm: &mut Vm<V>, address: u64, length: u64) -> i64 {
     };
     for index in range {
         let byte = vm.ram.slice(index, 1)[0];
-        if let Some(line) = vm.console.push(byte) {
-            emit_line(vm.id, &vm.name, line);
-        }
+        vm.console.transmit(byte);
     }
     length as i64
 }

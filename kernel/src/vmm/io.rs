@@ -1,23 +1,15 @@
 //! Port I/O from guests.
 //!
-//! Every port traps (the I/O bitmaps are all ones). COM1 (0x3F8-0x3FF) is a
-//! minimal transmit-only 16550: bytes written to its data register become
-//! console lines with the VM's name, its line status always says "transmitter
-//! empty" so polling drivers proceed. Any other port reads as all ones —
-//! what an ISA bus returns when nothing decodes the address — and writes are
-//! dropped; both are counted.
+//! Every port traps (the I/O bitmaps are all ones) and goes to the VM's
+//! port bus (`devices::bus`): IN/OUT directly, INS/OUTS element by element
+//! after their memory operand is translated through the guest's paging.
 
 use super::exit::IoAccess;
 use super::vcpu::{SegmentRegister, Vcpu};
 use super::vm::Vm;
+use crate::devices::{AccessSize, DeviceContext};
 use crate::vmm::hypercall::guest_range;
 
-const COM1: u16 = 0x3f8;
-const LCR_DLAB: u8 = 0x80;
-/// LSR: transmit holding register empty, transmitter empty.
-const LSR_IDLE: u8 = 0x60;
-/// MSR: CTS, DSR, DCD asserted.
-const MODEM_STATUS: u8 = 0xb0;
 /// Element count handled per exit for REP string I/O; the instruction is
 /// re-executed for the rest, so a huge RCX cannot hold the CPU.
 const STRING_BATCH: u64 = 4096;
@@ -40,45 +32,19 @@ pub fn emit_line(id: u32, name: &str, line: &[u8]) {
 }
 
 fn write_port<V: Vcpu>(vm: &mut Vm<V>, port: u16, value: u32, size: u8) {
-    match port {
-        COM1 if vm.com1_lcr & LCR_DLAB == 0 => {
-            if let Some(line) = vm.console.push(value as u8) {
-                emit_line(vm.id, &vm.name, line);
-            }
-        }
-        0x3fb => vm.com1_lcr = value as u8,
-        0x3ff => vm.com1_scratch = value as u8,
-        0x3f8..=0x3fe => {}
-        _ => {
-            vm.ports.unhandled_writes += 1;
-            log::trace!(
-                "vm {}: write {:#x} to port {:#x} ({} bytes) dropped",
-                vm.name,
-                value,
-                port,
-                size
-            );
-        }
-    }
+    let Some(size) = AccessSize::from_bytes(size) else {
+        return;
+    };
+    let mut cx = DeviceContext::new(&mut vm.irq, &mut vm.console);
+    vm.ports.write(port, size, value, &mut cx);
 }
 
 fn read_port<V: Vcpu>(vm: &mut Vm<V>, port: u16, size: u8) -> u32 {
-    match port {
-        0x3f8 | 0x3f9 | 0x3fc => 0,
-        0x3fa => 0x01, // IIR: no interrupt pending
-        0x3fb => vm.com1_lcr as u32,
-        0x3fd => LSR_IDLE as u32,
-        0x3fe => MODEM_STATUS as u32,
-        0x3ff => vm.com1_scratch as u32,
-        _ => {
-            vm.ports.unhandled_reads += 1;
-            match size {
-                1 => 0xff,
-                2 => 0xffff,
-                _ => 0xffff_ffff,
-            }
-        }
-    }
+    let Some(size) = AccessSize::from_bytes(size) else {
+        return u32::MAX;
+    };
+    let mut cx = DeviceContext::new(&mut vm.irq, &mut vm.console);
+    vm.ports.read(port, size, &mut cx)
 }
 
 /// Handles a non-string IN or OUT.

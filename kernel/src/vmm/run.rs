@@ -3,9 +3,9 @@
 
 use super::exits::{self, Outcome};
 use super::vcpu::Vcpu;
+use super::vm;
 use super::vm::Backend;
 use super::vm::{StopReason, Vm};
-use super::{io, vm};
 use crate::options::{is_valid_name, ModuleOptions, ModuleRole};
 use crate::vmm::sched::{RoundRobin, RunState};
 use alloc::format;
@@ -165,9 +165,7 @@ fn run_slice<V: Vcpu>(vm: &mut Vm<V>, slice_tsc: u64) {
 
 /// Reports a stopped VM, then restarts it or leaves it stopped.
 fn stop<V: Vcpu>(vm: &mut Vm<V>, reason: StopReason) {
-    if let Some(line) = vm.console.flush() {
-        io::emit_line(vm.id, &vm.name, line);
-    }
+    vm.console.flush();
     match &reason {
         StopReason::Exited(code) => log::info!("vm {}: exited with code {}", vm.name, code),
         StopReason::Halted => log::info!("vm {}: halted", vm.name),
@@ -226,12 +224,14 @@ pub fn print_summary<V: Vcpu>(vms: &[Vm<V>]) {
         }
         line.pop();
         crate::println!("{}", line);
-        if vm.ports.unhandled_reads + vm.ports.unhandled_writes > 0 {
+        let unclaimed = vm.ports.unclaimed();
+        if let Some(last) = unclaimed.last {
             crate::println!(
-                "    unhandled ports of {}: {} reads, {} writes",
+                "    ports of {} with no device: {} reads, {} writes (the last {:#x})",
                 vm.name,
-                vm.ports.unhandled_reads,
-                vm.ports.unhandled_writes
+                unclaimed.reads,
+                unclaimed.writes,
+                last
             );
         }
     }

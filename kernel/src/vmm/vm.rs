@@ -6,6 +6,10 @@ use super::guest_memory::GuestRam;
 use super::msr::VirtualMsrs;
 use super::vcpu::{StartState, Vcpu};
 use crate::console::line_buffer::LineBuffer;
+use crate::devices::bus::PortBus;
+use crate::devices::irq::InterruptLines;
+use crate::devices::serial::{self, Serial16550};
+use crate::devices::{AnyPortDevice, ConsoleSink};
 use crate::loader::{self, BootState};
 use crate::mm::phys::PhysRange;
 use crate::options::{ModuleOptions, RestartPolicy};
@@ -38,13 +42,53 @@ impl StopReason {
     }
 }
 
-/// Per-VM port I/O statistics for the unhandled ports.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PortStats {
-    /// Reads of ports with no device (answered with all ones).
-    pub unhandled_reads: u64,
-    /// Writes to ports with no device (dropped).
-    pub unhandled_writes: u64,
+/// A VM's console output: bytes from its UART and the console hypercall
+/// become whole lines prefixed with its name.
+pub struct VmConsole {
+    id: u32,
+    name: String,
+    line: LineBuffer,
+}
+
+impl VmConsole {
+    fn new(id: u32, name: &str) -> VmConsole {
+        VmConsole {
+            id,
+            name: String::from(name),
+            line: LineBuffer::default(),
+        }
+    }
+
+    /// Prints what is left of an unfinished line (the VM stopped).
+    pub fn flush(&mut self) {
+        if let Some(line) = self.line.flush() {
+            super::io::emit_line(self.id, &self.name, line);
+        }
+    }
+}
+
+impl ConsoleSink for VmConsole {
+    fn transmit(&mut self, byte: u8) {
+        if let Some(line) = self.line.push(byte) {
+            super::io::emit_line(self.id, &self.name, line);
+        }
+    }
+}
+
+/// The devices every VM has on its port bus: COM1 (a 16550A on IRQ 4).
+/// Every other port reads as all ones and ignores writes, as an ISA bus
+/// with nothing decoding the address does.
+fn platform_devices() -> PortBus<AnyPortDevice> {
+    let mut bus = PortBus::new();
+    if let Err(error) = bus.add(
+        serial::COM1_BASE,
+        serial::PORT_COUNT,
+        AnyPortDevice::Serial(Serial16550::com1()),
+    ) {
+        // The ranges are constants: a clash is a tessera bug.
+        panic!("the platform's device ranges clash: {}", error);
+    }
+    bus
 }
 
 /// What a backend must do to give a VM a vCPU.
@@ -82,16 +126,14 @@ pub struct Vm<V: Vcpu> {
     pub state: RunState,
     /// Set once stopped.
     pub stop: Option<StopReason>,
-    /// Unhandled port accesses.
-    pub ports: PortStats,
-    /// Pending console output.
-    pub console: LineBuffer,
+    /// The port-I/O devices.
+    pub ports: PortBus<AnyPortDevice>,
+    /// The interrupt lines the devices drive.
+    pub irq: InterruptLines,
+    /// The console output.
+    pub console: VmConsole,
     /// Restarts so far.
     pub restarts: u32,
-    /// COM1 line-control register (for DLAB).
-    pub com1_lcr: u8,
-    /// COM1 scratch register.
-    pub com1_scratch: u8,
     /// Virtualized MSR values.
     pub msrs: VirtualMsrs,
 }
@@ -142,6 +184,7 @@ impl<V: Vcpu> Vm<V> {
             boot.mode,
             boot.entry
         );
+        let console = VmConsole::new(id, &name);
         Ok(Vm {
             id,
             name,
@@ -152,11 +195,10 @@ impl<V: Vcpu> Vm<V> {
             start,
             state: RunState::Runnable,
             stop: None,
-            ports: PortStats::default(),
-            console: LineBuffer::default(),
+            ports: platform_devices(),
+            irq: InterruptLines::new(),
+            console,
             restarts: 0,
-            com1_lcr: 0,
-            com1_scratch: 0,
             msrs: VirtualMsrs::default(),
         })
     }
@@ -188,8 +230,8 @@ impl<V: Vcpu> Vm<V> {
         self.state = RunState::Runnable;
         self.stop = None;
         self.msrs = VirtualMsrs::default();
-        self.com1_lcr = 0;
-        self.com1_scratch = 0;
+        self.ports = platform_devices();
+        self.irq = InterruptLines::new();
         Ok(())
     }
 }
