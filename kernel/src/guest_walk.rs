@@ -137,7 +137,7 @@ mod tests {
     fn small_and_large_pages_translate() {
         let m = tables();
         assert_eq!(walk(&m, 0x1234, KERNEL_READ), Ok(0x1234));
-        assert_eq!(walk(&m, 0x2345_67, KERNEL_WRITE), Ok(0x2345_67));
+        assert_eq!(walk(&m, 0x0023_4567, KERNEL_WRITE), Ok(0x0023_4567));
     }
 
     #[test]

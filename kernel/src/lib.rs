@@ -14,7 +14,6 @@ extern crate std;
 
 pub mod acpi_sleep;
 pub mod controls;
-pub mod cpuid;
 pub mod ept;
 pub mod exit_reason;
 pub mod guest_walk;
@@ -24,5 +23,6 @@ pub mod loader;
 pub mod options;
 pub mod paging;
 pub mod phys;
+pub mod rules;
 pub mod sched;
 pub mod size;

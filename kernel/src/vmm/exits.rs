@@ -7,7 +7,7 @@ use crate::vmx::exit::{skip_instruction, ControlRegisterAccess, VmExit};
 use crate::vmx::vcpu::{real_cr0, real_cr4};
 use crate::vmx::vmcs::{control, guest};
 use alloc::format;
-use tessera_kernel::cpuid::{guest_view, CpuidResult};
+use tessera_kernel::rules::cpuid::{guest_view, CpuidResult};
 
 /// What the scheduler should do after an exit.
 #[derive(Debug)]
