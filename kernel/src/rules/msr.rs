@@ -182,7 +182,7 @@ pub fn write(
     match index {
         IA32_TIME_STAMP_COUNTER => guest.set_tsc(value),
         // Writing 0 before CPUID is the documented way to read the
-        // microcode signature back (SDM Vol. 3A, 11.11.7.1); accepted,
+        // microcode signature back (SDM Vol. 3A, 10.11.7); accepted,
         // ignored.
         IA32_BIOS_SIGN_ID => {}
         // The APIC cannot move or be disabled.
