@@ -13,6 +13,7 @@
 //! | `vmx`      | control reconciliation, exit reasons, EPT     | VMXON, VMCS, the vCPU, entry/exit          |
 //! | `mm`       | physical ranges, the page-table builder       | frame allocator, heap                      |
 //! | `devices`  | the bus, interrupt lines, the 16550A          |                                            |
+//! | `rules`    | what an exit's outcome is: CR/EFER/XCR0/MSR/CPUID/string I/O | |
 //! | `loader`   | guest image formats                           |                                            |
 //! | `console`  | the per-VM line discipline                    | COM1 output, `println!`, the `log` backend |
 //! | `power`    | the ACPI `\_S5` parser                        | power-off and reset                        |
@@ -37,13 +38,13 @@ extern crate std;
 pub mod console;
 
 pub mod arch;
-pub mod cpuid;
 pub mod devices;
 pub mod guest_walk;
 pub mod loader;
 pub mod mm;
 pub mod options;
 pub mod power;
+pub mod rules;
 pub mod size;
 pub mod vmm;
 pub mod vmx;

@@ -5,7 +5,7 @@ use super::exit::{ControlRegisterAccess, Exit};
 use super::vcpu::Vcpu;
 use super::vm::{StopReason, Vm};
 use super::{hypercall_handler, io, msr};
-use crate::cpuid::{guest_view, CpuidResult};
+use crate::rules::cpuid::{guest_view, CpuidResult};
 use crate::size::Bytes;
 use alloc::format;
 
