@@ -163,3 +163,17 @@ pub fn report(v: &Virtualization) {
         );
     }
 }
+
+/// MAXPHYADDR: the physical-address width (CPUID.80000008H:EAX[7:0], 36 when
+/// the leaf is absent; SDM Vol. 3A, 5.1.4), asked once.
+pub fn physical_address_bits() -> u8 {
+    static BITS: spin::Once<u8> = spin::Once::new();
+    *BITS.call_once(|| {
+        let highest = raw_cpuid::cpuid!(0x8000_0000).eax;
+        if highest >= 0x8000_0008 {
+            raw_cpuid::cpuid!(0x8000_0008).eax as u8
+        } else {
+            36
+        }
+    })
+}

@@ -24,24 +24,7 @@ impl MemoryAccess {
     }
 }
 
-/// An I/O instruction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IoAccess {
-    /// The port.
-    pub port: u16,
-    /// Access width in bytes (1, 2 or 4).
-    pub size: u8,
-    /// IN/INS (true) or OUT/OUTS.
-    pub input: bool,
-    /// INS/OUTS.
-    pub string: bool,
-    /// A REP prefix.
-    pub rep: bool,
-    /// String forms: the address size in bytes (2, 4 or 8).
-    pub address_size: u8,
-    /// OUTS: the segment of the source operand (INS always writes ES).
-    pub segment: super::vcpu::SegmentRegister,
-}
+pub use crate::rules::io::{IoAccess, StringIo};
 
 /// A control-register access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +56,8 @@ pub enum Exit {
     Cpuid,
     /// HLT.
     Hlt,
-    /// An I/O instruction.
-    Io(IoAccess),
+    /// An I/O instruction, with its memory side for INS/OUTS.
+    Io(IoAccess, StringIo),
     /// RDMSR (ECX names the MSR).
     Rdmsr,
     /// WRMSR (ECX names the MSR, EDX:EAX the value).

@@ -4,8 +4,13 @@
 use super::exit::{ControlRegisterAccess, Exit};
 use super::vcpu::Vcpu;
 use super::vm::{StopReason, Vm};
-use super::{hypercall_handler, io, msr};
+use super::{hypercall_handler, io};
+use crate::rules::bits::{cr4, rflags};
+use crate::rules::control_registers::{self as cr, ControlState};
 use crate::rules::cpuid::{guest_view, CpuidResult};
+use crate::rules::msr::{self, MsrGuest};
+use crate::rules::xcr0::validate_xsetbv;
+use crate::rules::Fault;
 use crate::size::Bytes;
 use alloc::format;
 
@@ -24,18 +29,48 @@ pub enum Outcome {
 
 const VECTOR_UD: u8 = 6;
 const VECTOR_GP: u8 = 13;
-const RFLAGS_IF: u64 = 1 << 9;
-const CR0_PE: u64 = 1 << 0;
-const CR0_TS: u64 = 1 << 3;
-const CR0_ET: u64 = 1 << 4;
-const CR0_NW: u64 = 1 << 29;
-const CR0_CD: u64 = 1 << 30;
-const CR0_PG: u64 = 1 << 31;
-const CR4_PAE: u64 = 1 << 5;
-const CR4_OSXSAVE: u64 = 1 << 18;
-/// CR0's defined bits: PE MP EM TS ET NE WP AM NW CD PG.
-const CR0_DEFINED: u64 = 0x3f | (1 << 16) | (1 << 18) | (7 << 29);
-const EFER_LME: u64 = 1 << 8;
+
+/// Delivers the fault a rule decided on.
+fn deliver<V: Vcpu>(vcpu: &mut V, fault: Fault) {
+    if let Fault::PageFault { address, .. } = fault {
+        vcpu.set_cr2(address);
+    }
+    vcpu.inject_exception(fault.vector(), fault.error_code());
+}
+
+/// The MSR rules' view of a vCPU.
+struct MsrView<'a, V: Vcpu>(&'a mut V);
+
+impl<V: Vcpu> MsrGuest for MsrView<'_, V> {
+    fn tsc(&self) -> u64 {
+        crate::arch::tsc::rdtsc().wrapping_add(self.0.tsc_offset())
+    }
+    fn set_tsc(&mut self, value: u64) {
+        self.0
+            .set_tsc_offset(value.wrapping_sub(crate::arch::tsc::rdtsc()));
+    }
+    fn pat(&self) -> u64 {
+        self.0.pat()
+    }
+    fn set_pat(&mut self, value: u64) {
+        self.0.set_pat(value)
+    }
+    fn efer(&self) -> u64 {
+        self.0.control_state().efer
+    }
+    fn set_efer(&mut self, value: u64) {
+        self.0.set_efer(value)
+    }
+    fn debugctl(&self) -> u64 {
+        self.0.debugctl()
+    }
+    fn set_debugctl(&mut self, value: u64) {
+        self.0.set_debugctl(value)
+    }
+    fn control_state(&self) -> ControlState {
+        self.0.control_state()
+    }
+}
 
 /// Handles one exit of `vm`, whose vCPU is loaded.
 pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
@@ -46,35 +81,31 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
         }
         Exit::Hlt => {
             vm.vcpu.skip_instruction();
-            if vm.vcpu.rflags() & RFLAGS_IF == 0 {
+            if vm.vcpu.rflags() & rflags::IF == 0 {
                 Outcome::Stop(StopReason::Halted)
             } else {
                 Outcome::Sleep
             }
         }
-        Exit::Io(access) if access.string => match io::handle_string(vm, access) {
-            Ok(()) => Outcome::Continue,
-            Err(io::StringIoError::UnsupportedPaging) => Outcome::Stop(StopReason::Fault(format!(
-                "string I/O on port {:#x} under 32-bit or PAE paging, which tessera does not walk (RIP {:#x})",
-                access.port,
-                vm.vcpu.rip()
-            ))),
-        },
-        Exit::Io(access) => {
+        Exit::Io(access, string) if access.string => {
+            io::handle_string(vm, access, string);
+            Outcome::Continue
+        }
+        Exit::Io(access, _) => {
             io::handle(vm, access);
             vm.vcpu.skip_instruction();
             Outcome::Continue
         }
         Exit::Rdmsr => {
             let index = vm.vcpu.registers().rcx as u32;
-            match msr::read(&vm.msrs, &vm.vcpu, index) {
-                Some(value) => {
+            match msr::read(&vm.msrs, &MsrView(&mut vm.vcpu), index) {
+                Ok(value) => {
                     let registers = vm.vcpu.registers();
                     registers.rax = value & 0xffff_ffff;
                     registers.rdx = value >> 32;
                     vm.vcpu.skip_instruction();
                 }
-                None => vm.vcpu.inject_exception(VECTOR_GP, Some(0)),
+                Err(fault) => deliver(&mut vm.vcpu, fault),
             }
             Outcome::Continue
         }
@@ -82,10 +113,9 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
             let registers = vm.vcpu.registers();
             let index = registers.rcx as u32;
             let value = (registers.rdx << 32) | (registers.rax & 0xffff_ffff);
-            if msr::write(&mut vm.msrs, &mut vm.vcpu, index, value) {
-                vm.vcpu.skip_instruction();
-            } else {
-                vm.vcpu.inject_exception(VECTOR_GP, Some(0));
+            match msr::write(&mut vm.msrs, &mut MsrView(&mut vm.vcpu), index, value) {
+                Ok(()) => vm.vcpu.skip_instruction(),
+                Err(fault) => deliver(&mut vm.vcpu, fault),
             }
             Outcome::Continue
         }
@@ -138,7 +168,7 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
             Outcome::Continue
         }
         Exit::ControlRegister(access) => {
-            control_register(&mut vm.vcpu, access);
+            control_register(vm, access);
             Outcome::Continue
         }
         Exit::Init => Outcome::Stop(StopReason::Fault("received an INIT signal".into())),
@@ -172,7 +202,7 @@ fn cpuid<V: Vcpu>(vcpu: &mut V) {
     let (leaf, subleaf) = (registers.rax as u32, registers.rcx as u32);
     let host = raw_cpuid::cpuid!(leaf, subleaf);
     // Only leaf 1 reports OSXSAVE; spare the other leaves the CR4 read.
-    let osxsave = leaf == 1 && vcpu.control_state().cr4 & CR4_OSXSAVE != 0;
+    let osxsave = leaf == 1 && vcpu.control_state().cr4 & cr4::OSXSAVE != 0;
     let view = guest_view(
         leaf,
         subleaf,
@@ -193,82 +223,124 @@ fn cpuid<V: Vcpu>(vcpu: &mut V) {
     vcpu.skip_instruction();
 }
 
-/// XSETBV: only XCR0, only supported bits, and only the combinations the
-/// SDM allows (Vol. 1, 13.3).
+/// XSETBV, after every architectural check (SDM Vol. 1, 13.3), so that
+/// tessera's own XSETBV of the value can never fault.
 fn xsetbv<V: Vcpu>(vcpu: &mut V) {
     let registers = vcpu.registers();
     let value = (registers.rdx << 32) | (registers.rax & 0xffff_ffff);
     let index = registers.rcx as u32;
-    let cpl = vcpu.control_state().cpl;
-    let supported = vcpu.supported_xcr0();
-    let valid = index == 0
-        && cpl == 0
-        && value & !supported == 0
-        && value & 1 != 0
-        && (value & 4 == 0 || value & 2 != 0)
-        && (value & 0xe0 == 0 || (value & 0xe0 == 0xe0 && value & 6 == 6))
-        && (value & 0x18 == 0 || value & 0x18 == 0x18)
-        && (value & 0x6_0000 == 0 || value & 0x6_0000 == 0x6_0000);
-    if !valid {
-        vcpu.inject_exception(VECTOR_GP, Some(0));
-        return;
+    let state = vcpu.control_state();
+    match validate_xsetbv(
+        index,
+        value,
+        vcpu.supported_xcr0(),
+        state.cpl,
+        state.cr4 & cr4::OSXSAVE != 0,
+    ) {
+        Ok(()) => {
+            vcpu.set_xcr0(value);
+            vcpu.skip_instruction();
+        }
+        Err(fault) => deliver(vcpu, fault),
     }
-    vcpu.set_xcr0(value);
-    vcpu.skip_instruction();
 }
 
-/// MOV to CR0/CR4, CLTS and LMSW that touch bits tessera owns, and CR3/CR8
-/// accesses if the backend intercepts them.
-fn control_register<V: Vcpu>(vcpu: &mut V, access: ControlRegisterAccess) {
-    let state = vcpu.control_state();
-    let (register, value) = match access {
-        ControlRegisterAccess::Write { register, gpr } => (register, vcpu.gpr(gpr)),
-        ControlRegisterAccess::Read { register, gpr } => {
-            let value = match register {
-                3 => state.cr3,
-                _ => 0,
-            };
-            vcpu.set_gpr(gpr, value);
-            vcpu.skip_instruction();
-            return;
+/// Reads the four PAE PDPTEs that CR3 points at and checks them (SDM Vol.
+/// 3A, 4.4.1): an entry outside guest RAM or with reserved bits set makes
+/// the MOV fault.
+fn read_pdptes<V: Vcpu>(vm: &Vm<V>, cr3: u64) -> Result<[u64; 4], Fault> {
+    let table = cr::pdpt_address(cr3);
+    let phys_bits = crate::arch::cpu::physical_address_bits();
+    let mut pdptes = [0u64; 4];
+    for (index, entry) in pdptes.iter_mut().enumerate() {
+        let address = table + index as u64 * 8;
+        if crate::vmm::hypercall::guest_range(address, 8, vm.ram.size()).is_none() {
+            return Err(Fault::GP0);
         }
-        ControlRegisterAccess::Clts => (0, state.cr0 & !CR0_TS),
-        // LMSW changes only PE, MP, EM, TS and cannot clear PE.
-        ControlRegisterAccess::Lmsw(source) => (
-            0,
-            (state.cr0 & !0xe) | (source as u64 & 0xf) | (state.cr0 & CR0_PE),
-        ),
+        *entry = u64::from_le_bytes(vm.ram.read_array(address));
+        if !cr::pdpte_valid(*entry, phys_bits) {
+            return Err(Fault::GP0);
+        }
+    }
+    Ok(pdptes)
+}
+
+/// MOV to CR0/CR3/CR4, CLTS and LMSW that exit (they touch bits tessera
+/// owns), decided by `rules::control_registers`.
+fn control_register<V: Vcpu>(vm: &mut Vm<V>, access: ControlRegisterAccess) {
+    let state = vm.vcpu.control_state();
+    let result = match access {
+        ControlRegisterAccess::Write { register, gpr } => {
+            let value = vm.vcpu.gpr(gpr);
+            write_control_register(vm, &state, register, value)
+        }
+        ControlRegisterAccess::Clts => write_control_register(vm, &state, 0, cr::clts(state.cr0)),
+        ControlRegisterAccess::Lmsw(source) => {
+            write_control_register(vm, &state, 0, cr::lmsw(state.cr0, source))
+        }
+        ControlRegisterAccess::Read { register, gpr } => {
+            // CR3 and CR8 reads exit only when the CPU forces those exiting
+            // controls on.
+            let value = if register == 3 {
+                state.cr3
+            } else {
+                vm.vcpu.cr8()
+            };
+            vm.vcpu.set_gpr(gpr, value);
+            Ok(())
+        }
     };
+    match result {
+        Ok(()) => vm.vcpu.skip_instruction(),
+        Err(fault) => deliver(&mut vm.vcpu, fault),
+    }
+}
+
+fn write_control_register<V: Vcpu>(
+    vm: &mut Vm<V>,
+    state: &ControlState,
+    register: u8,
+    value: u64,
+) -> Result<(), Fault> {
     match register {
         0 => {
-            // SDM Vol. 3A, 2.5: setting reserved bits 31:0 is ignored, bits
-            // 63:32 fault, as do PG without PE, NW without CD, PG with LME
-            // but no PAE, and clearing PG in 64-bit mode (10.8.5.4).
-            let value = (value & (CR0_DEFINED | 0xffff_ffff_0000_0000)) | CR0_ET;
-            let invalid = value >> 32 != 0
-                || (value & CR0_PG != 0 && value & CR0_PE == 0)
-                || (value & CR0_NW != 0 && value & CR0_CD == 0)
-                || (value & CR0_PG != 0 && state.efer & EFER_LME != 0 && state.cr4 & CR4_PAE == 0)
-                || (value & CR0_PG == 0 && state.cs_long);
-            if invalid {
-                vcpu.inject_exception(VECTOR_GP, Some(0));
-                return;
+            let write = cr::write_cr0(state, value)?;
+            if write.load_pdptes {
+                let pdptes = read_pdptes(vm, state.cr3)?;
+                vm.vcpu.set_pdptes(pdptes);
             }
-            vcpu.set_cr0(value);
+            vm.vcpu.set_cr0(write.value);
+            if write.flush_tlb {
+                vm.vcpu.flush_tlb();
+            }
         }
-        3 => vcpu.set_cr3(value),
-        4 => {
-            // Bits the CPU cannot hold, VMXE (tessera does not nest) and SMXE
-            // (SMX is not offered) fault; so does clearing PAE in IA-32e mode.
-            let allowed = vcpu.supported_cr4();
-            let long = state.efer & (1 << 10) != 0;
-            if value & !allowed != 0 || (long && value & CR4_PAE == 0) {
-                vcpu.inject_exception(VECTOR_GP, Some(0));
-                return;
+        3 => {
+            let write = cr::write_cr3(state, value, crate::arch::cpu::physical_address_bits())?;
+            if write.load_pdptes {
+                let pdptes = read_pdptes(vm, write.value)?;
+                vm.vcpu.set_pdptes(pdptes);
             }
-            vcpu.set_cr4(value);
+            vm.vcpu.set_cr3(write.value);
+            if write.flush_tlb {
+                vm.vcpu.flush_tlb();
+            }
+        }
+        4 => {
+            let write = cr::write_cr4(state, value, vm.vcpu.supported_cr4())?;
+            if write.load_pdptes {
+                let pdptes = read_pdptes(vm, state.cr3)?;
+                vm.vcpu.set_pdptes(pdptes);
+            }
+            vm.vcpu.set_cr4(write.value);
+            if write.flush_tlb {
+                vm.vcpu.flush_tlb();
+            }
+        }
+        8 => {
+            let tpr = cr::write_cr8(value)?;
+            vm.vcpu.set_cr8(tpr);
         }
         _ => {}
     }
-    vcpu.skip_instruction();
+    Ok(())
 }

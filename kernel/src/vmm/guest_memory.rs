@@ -38,6 +38,20 @@ impl GuestRam {
         unsafe { core::ptr::write_bytes(self.range.start as *mut u8, 0, self.size() as usize) };
     }
 
+    /// `N` bytes at `address`, which the caller checked with
+    /// `hypercall::guest_range`.
+    pub fn read_array<const N: usize>(&self, address: u64) -> [u8; N] {
+        let mut bytes = [0u8; N];
+        bytes.copy_from_slice(self.slice(address, N as u64));
+        bytes
+    }
+
+    /// Writes `bytes` at `address`, which the caller checked.
+    pub fn write_bytes(&mut self, address: u64, bytes: &[u8]) {
+        self.slice_mut(address, bytes.len() as u64)
+            .copy_from_slice(bytes);
+    }
+
     /// The bytes at `[address, address + length)`, which the caller checked
     /// with `hypercall::guest_range`.
     pub fn slice(&self, address: u64, length: u64) -> &[u8] {

@@ -4,10 +4,18 @@
 //! port bus (`devices::bus`): IN/OUT directly, INS/OUTS element by element
 //! after their memory operand is translated through the guest's paging.
 
-use super::exit::IoAccess;
+use super::exit::{IoAccess, StringIo};
+use super::guest_memory::GuestRam;
 use super::vcpu::{SegmentRegister, Vcpu};
 use super::vm::Vm;
 use crate::devices::{AccessSize, DeviceContext};
+use crate::guest_walk::{walk, Operation, Paging, PagingMode, Request, WalkError};
+use crate::rules::bits::{cr0, cr4, efer, rflags};
+use crate::rules::io::{
+    address_mask, advance, count, linear_address, page_pieces, write_register, AddressingMode,
+    StringElement,
+};
+use crate::rules::Fault;
 use crate::vmm::hypercall::guest_range;
 
 /// Element count handled per exit for REP string I/O; the instruction is
@@ -69,171 +77,188 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess) {
     }
 }
 
-/// Why a string I/O instruction could not be emulated.
-pub enum StringIoError {
-    /// The guest's paging mode is one tessera does not walk (32-bit or PAE).
-    UnsupportedPaging,
+/// The guest's paging, for translating string-I/O operands (`None`:
+/// paging is off and linear addresses are guest-physical).
+fn paging<V: Vcpu>(vcpu: &V) -> Option<Paging> {
+    let state = vcpu.control_state();
+    if state.cr0 & cr0::PG == 0 {
+        return None;
+    }
+    let mode = if state.efer & efer::LMA != 0 {
+        if state.cr4 & cr4::LA57 != 0 {
+            PagingMode::Level5
+        } else {
+            PagingMode::Level4
+        }
+    } else if state.cr4 & cr4::PAE != 0 {
+        PagingMode::Pae {
+            pdptes: vcpu.pdptes(),
+        }
+    } else {
+        PagingMode::Bits32 {
+            pse: state.cr4 & cr4::PSE != 0,
+        }
+    };
+    Some(Paging {
+        mode,
+        cr3: state.cr3,
+        write_protect: state.cr0 & cr0::WP != 0,
+        no_execute: state.efer & efer::NXE != 0,
+        smep: state.cr4 & cr4::SMEP != 0,
+        smap: state.cr4 & cr4::SMAP != 0 && vcpu.rflags() & rflags::AC == 0,
+    })
 }
 
-/// What the guest gets when an element's memory operand cannot be reached.
-enum OperandFault {
-    /// #PF with this error code; CR2 = the linear address.
-    PageFault(u64, u32),
-    /// #GP(0): a non-canonical address, or one whose tables or data lie
-    /// outside guest RAM (where the hardware would find no memory either).
-    GeneralProtection,
-}
-
-/// Translates the memory operand of one element to a guest-physical
-/// address inside guest RAM. An element that crosses a page boundary is
-/// translated on both pages, so that a fault on the second page is reported
-/// with CR2 there, as the CPU would (SDM Vol. 3A, 4.7).
-fn operand<V: Vcpu>(
-    vm: &mut Vm<V>,
+/// Translates one piece (inside one page) of an element's memory operand.
+/// A paging structure or a page outside guest RAM is memory the hardware
+/// would not find either: the guest gets #GP(0).
+fn translate(
+    ram: &GuestRam,
+    paging: &Option<Paging>,
     linear: u64,
     size: u64,
-    write: bool,
-) -> Result<Result<u64, OperandFault>, StringIoError> {
-    let last = linear.wrapping_add(size - 1);
-    let first = translate(vm, linear, write)?;
-    if let Ok(gpa) = first {
-        if last & !0xfff != linear & !0xfff {
-            let second = match translate(vm, last & !0xfff, write)? {
-                Ok(second) => second,
-                Err(fault) => return Ok(Err(fault)),
+    request: Request,
+) -> Result<u64, Fault> {
+    let gpa = match paging {
+        None => linear,
+        Some(paging) => {
+            let read = |gpa: u64| {
+                guest_range(gpa, 8, ram.size()).map(|_| u64::from_le_bytes(ram.read_array(gpa)))
             };
-            // Both halves must be contiguous in guest-physical memory for
-            // the byte copy below; otherwise treat it like hardware that
-            // cannot reach it.
-            if second != (gpa | 0xfff) + 1 {
-                return Ok(Err(OperandFault::GeneralProtection));
+            match walk(read, paging, linear, request) {
+                Ok(gpa) => gpa,
+                Err(WalkError::PageFault(error_code)) => {
+                    return Err(Fault::PageFault {
+                        address: linear,
+                        error_code,
+                    })
+                }
+                Err(WalkError::NonCanonical | WalkError::TableOutsideRam(_)) => {
+                    return Err(Fault::GP0)
+                }
             }
         }
-        return Ok(crate::vmm::hypercall::guest_range(gpa, size, vm.ram.size())
-            .map(|_| gpa)
-            .ok_or(OperandFault::GeneralProtection));
-    }
-    Ok(first)
+    };
+    guest_range(gpa, size, ram.size())
+        .map(|_| gpa)
+        .ok_or(Fault::GP0)
 }
 
-fn translate<V: Vcpu>(
-    vm: &mut Vm<V>,
-    linear: u64,
-    write: bool,
-) -> Result<Result<u64, OperandFault>, StringIoError> {
-    use crate::guest_walk::{translate, Access, WalkError};
+/// Emulates INS/OUTS (with or without REP), in batches. Each element's
+/// linear address follows the segmentation rules of the guest's mode, and
+/// an element that straddles two pages is translated page by page, so a
+/// fault on the second page reports CR2 there. An element that faults ends
+/// the instruction with RSI/RDI and RCX showing the elements done, as on
+/// hardware, and the fault is delivered.
+pub fn handle_string<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess, string: StringIo) {
     let state = vm.vcpu.control_state();
-    if state.cr0 & (1 << 31) == 0 {
-        return Ok(Ok(linear));
-    }
-    if state.efer & (1 << 10) == 0 {
-        return Err(StringIoError::UnsupportedPaging);
-    }
-    let access = Access {
-        write,
-        user: state.cpl == 3,
+    let mode = if state.cr0 & cr0::PE == 0 {
+        AddressingMode::Real
+    } else if state.in_64bit_mode() {
+        AddressingMode::Long64
+    } else if state.ia32e_mode() {
+        AddressingMode::Compatibility
+    } else {
+        AddressingMode::Protected
     };
-    let ram = &vm.ram;
-    let read = |gpa: u64| {
-        guest_range(gpa, 8, ram.size())
-            .map(|_| u64::from_le_bytes(ram.slice(gpa, 8).try_into().unwrap_or([0; 8])))
-    };
-    Ok(
-        match translate(read, state.cr3, linear, access, state.cr0 & (1 << 16) != 0) {
-            Ok(gpa) => Ok(gpa),
-            Err(WalkError::PageFault(code)) => Err(OperandFault::PageFault(linear, code)),
-            Err(WalkError::NonCanonical | WalkError::TableOutsideRam(_)) => {
-                Err(OperandFault::GeneralProtection)
-            }
-        },
-    )
-}
-
-/// Emulates INS/OUTS (with or without REP), in batches. An element whose
-/// memory operand faults ends the instruction there, with RSI/RDI and RCX
-/// showing the elements done, as on hardware, and the fault delivered.
-pub fn handle_string<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess) -> Result<(), StringIoError> {
-    let address_mask = match access.address_size {
-        2 => 0xffff,
-        4 => 0xffff_ffff,
-        _ => u64::MAX,
-    };
+    let la57 = state.cr4 & cr4::LA57 != 0;
+    let paging = paging(&vm.vcpu);
     let size = access.size as u64;
-    let backwards = vm.vcpu.rflags() & (1 << 10) != 0;
+    let backwards = vm.vcpu.rflags() & rflags::DF != 0;
+    // INS writes ES:[RDI] (no override); OUTS reads seg:[RSI].
+    let register = if access.input {
+        SegmentRegister::Es
+    } else {
+        string.segment
+    };
+    let segment = vm.vcpu.segment(register);
     let registers = *vm.vcpu.registers();
     let total = if access.rep {
-        registers.rcx & address_mask
+        count(registers.rcx, string.address_size)
     } else {
         1
     };
     let batch = total.min(STRING_BATCH);
-    let segment = if access.input {
-        SegmentRegister::Es
-    } else {
-        access.segment
-    };
-    // In 64-bit mode the CPU treats the ES, CS, SS and DS bases as 0 (SDM
-    // Vol. 3A, 3.4.4); only FS and GS keep theirs.
-    let long = vm.vcpu.control_state().cs_long;
-    let base = match segment {
-        SegmentRegister::Fs | SegmentRegister::Gs => vm.vcpu.segment(segment).base,
-        _ if long => 0,
-        _ => vm.vcpu.segment(segment).base,
-    };
-    let start = if access.input {
+    let mut pointer = if access.input {
         registers.rdi
     } else {
         registers.rsi
-    } & address_mask;
-    let mut offset = start;
+    };
+    let request = Request {
+        operation: if access.input {
+            Operation::Write
+        } else {
+            Operation::Read
+        },
+        user: state.cpl == 3,
+    };
     let mut done = 0;
     let mut fault = None;
     while done < batch {
-        let linear = base.wrapping_add(offset);
-        let gpa = match operand(vm, linear, size, access.input)? {
-            Ok(gpa) => gpa,
+        let element = StringElement {
+            register,
+            offset: pointer & address_mask(string.address_size),
+            size: access.size,
+            write: access.input,
+        };
+        let pieces = linear_address(mode, la57, &segment, element).and_then(|linear| {
+            let (first, second) = page_pieces(linear, size);
+            let first_gpa = translate(&vm.ram, &paging, first.linear, first.size, request)?;
+            let second = match second {
+                Some(piece) => Some((
+                    translate(&vm.ram, &paging, piece.linear, piece.size, request)?,
+                    piece.size,
+                )),
+                None => None,
+            };
+            Ok(((first_gpa, first.size), second))
+        });
+        let ((first_gpa, first_size), second) = match pieces {
+            Ok(pieces) => pieces,
             Err(error) => {
                 fault = Some(error);
                 break;
             }
         };
+        let mut bytes = [0u8; 4];
+        let (head, tail) = bytes[..size as usize].split_at_mut(first_size as usize);
         if access.input {
             let value = read_port(vm, access.port, access.size).to_le_bytes();
-            vm.ram
-                .slice_mut(gpa, size)
-                .copy_from_slice(&value[..size as usize]);
+            head.copy_from_slice(&value[..first_size as usize]);
+            tail.copy_from_slice(&value[first_size as usize..size as usize]);
+            vm.ram.write_bytes(first_gpa, head);
+            if let Some((gpa, _)) = second {
+                vm.ram.write_bytes(gpa, tail);
+            }
         } else {
-            let mut bytes = [0u8; 4];
-            bytes[..size as usize].copy_from_slice(vm.ram.slice(gpa, size));
+            head.copy_from_slice(vm.ram.slice(first_gpa, first_size));
+            if let Some((gpa, length)) = second {
+                tail.copy_from_slice(vm.ram.slice(gpa, length));
+            }
             write_port(vm, access.port, u32::from_le_bytes(bytes), access.size);
         }
-        offset = if backwards {
-            offset.wrapping_sub(size)
-        } else {
-            offset.wrapping_add(size)
-        } & address_mask;
+        pointer = advance(pointer, access.size, string.address_size, backwards);
         done += 1;
     }
     let registers = vm.vcpu.registers();
-    let update = |register: &mut u64| *register = (*register & !address_mask) | offset;
     if access.input {
-        update(&mut registers.rdi);
+        registers.rdi = pointer;
     } else {
-        update(&mut registers.rsi);
+        registers.rsi = pointer;
     }
     if access.rep {
-        registers.rcx = (registers.rcx & !address_mask) | (total - done);
+        registers.rcx = write_register(registers.rcx, total - done, string.address_size);
     }
     match fault {
-        Some(OperandFault::PageFault(linear, code)) => {
-            vm.vcpu.set_cr2(linear);
-            vm.vcpu.inject_exception(14, Some(code));
+        Some(fault) => {
+            if let Fault::PageFault { address, .. } = fault {
+                vm.vcpu.set_cr2(address);
+            }
+            vm.vcpu.inject_exception(fault.vector(), fault.error_code());
         }
-        Some(OperandFault::GeneralProtection) => vm.vcpu.inject_exception(13, Some(0)),
         // Leave RIP on the instruction while elements remain: it resumes
         // with the rest, so a huge RCX cannot hold the CPU.
         None if access.rep && total > done => {}
         None => vm.vcpu.skip_instruction(),
     }
-    Ok(())
 }

@@ -18,8 +18,6 @@ pub mod hypercall_handler;
 #[cfg(target_os = "none")]
 pub mod io;
 #[cfg(target_os = "none")]
-pub mod msr;
-#[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]
 pub mod vm;

@@ -29,55 +29,8 @@ pub struct StartState {
     pub gdt_limit: u16,
 }
 
-/// The segment registers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SegmentRegister {
-    /// ES.
-    Es,
-    /// CS.
-    Cs,
-    /// SS.
-    Ss,
-    /// DS.
-    Ds,
-    /// FS.
-    Fs,
-    /// GS.
-    Gs,
-}
-
-/// A segment register's hidden part, with access rights in the VMX layout
-/// (SDM Vol. 3C, Table 25-2: type 3:0, S 4, DPL 6:5, P 7, L 13, D/B 14,
-/// G 15, unusable 16), which the SVM backend converts to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SegmentState {
-    /// Selector.
-    pub selector: u16,
-    /// Base address.
-    pub base: u64,
-    /// Limit in bytes (already scaled by G).
-    pub limit: u32,
-    /// Access rights.
-    pub access_rights: u32,
-}
-
-/// The control registers and EFER as the guest sees them, with what the
-/// exit rules need of the mode.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ControlState {
-    /// CR0 as the guest wrote it.
-    pub cr0: u64,
-    /// CR3.
-    pub cr3: u64,
-    /// CR4 as the guest wrote it.
-    pub cr4: u64,
-    /// IA32_EFER.
-    pub efer: u64,
-    /// CS.L: the guest executes 64-bit code.
-    pub cs_long: bool,
-    /// Current privilege level (SS.DPL).
-    pub cpl: u8,
-}
+pub use crate::rules::control_registers::ControlState;
+pub use crate::rules::io::{SegmentRegister, SegmentState};
 
 /// Why a VM entry failed: the backend's words for it, for the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +77,18 @@ pub trait Vcpu {
     fn set_cr3(&mut self, value: u64);
     /// Sets the guest's CR4.
     fn set_cr4(&mut self, value: u64);
+    /// Gives the CPU the four PAE PDPTEs the core read from guest memory
+    /// for a MOV to CR0/CR3/CR4 that exited under PAE paging.
+    fn set_pdptes(&mut self, pdptes: [u64; 4]);
+    /// The PAE PDPTEs the guest runs with.
+    fn pdptes(&self) -> [u64; 4];
+    /// Drops this guest's cached translations: an intercepted MOV to a
+    /// control register did not execute, so its flush did not happen.
+    fn flush_tlb(&mut self);
+    /// CR8, the task-priority register.
+    fn cr8(&self) -> u64;
+    /// Sets CR8.
+    fn set_cr8(&mut self, value: u8);
     /// Sets the guest's EFER (LMA is the backend's to keep consistent).
     fn set_efer(&mut self, value: u64);
     /// The CR4 bits a guest may set on this CPU: what the hardware allows

@@ -3,7 +3,6 @@
 //! that a bad module costs only its own VM.
 
 use super::guest_memory::GuestRam;
-use super::msr::VirtualMsrs;
 use super::vcpu::{StartState, Vcpu};
 use crate::console::line_buffer::LineBuffer;
 use crate::devices::bus::PortBus;
@@ -13,6 +12,7 @@ use crate::devices::{AnyPortDevice, ConsoleSink};
 use crate::loader::{self, BootState};
 use crate::mm::phys::PhysRange;
 use crate::options::{ModuleOptions, RestartPolicy};
+use crate::rules::msr::VirtualMsrs;
 use crate::size::Bytes;
 use crate::vmm::sched::RunState;
 use alloc::format;

@@ -97,7 +97,6 @@ impl Backend for VmxBackend {
             vpid: (id % 0xffff + 1) as u16,
             io_bitmaps: self.io_bitmaps.start,
             msr_bitmap: self.msr_bitmap.start,
-            ram,
         };
         VmxVcpu::new(&self.capabilities, &structures, start, frames)
             .map_err(|error| format!("cannot create its vCPU: {:?}", error))

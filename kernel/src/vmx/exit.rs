@@ -5,8 +5,8 @@
 //! interruption information in 25.9.2.
 
 use super::vmcs::{exit, guest};
-use crate::vmm::exit::{ControlRegisterAccess, Exit, IoAccess, MemoryAccess};
-use crate::vmm::vcpu::SegmentRegister;
+use crate::rules::io::io_from_vmx;
+use crate::vmm::exit::{ControlRegisterAccess, Exit, MemoryAccess};
 
 /// The basic exit reason (bits 15:0 of the exit-reason field).
 pub fn basic_reason() -> u32 {
@@ -41,10 +41,11 @@ pub fn decode(reason: u32) -> Exit {
         18 => Exit::Hypercall,
         19..=27 | 50 | 53 | 59 => Exit::VirtualizationInstruction,
         28 => Exit::ControlRegister(control_register_access(exit::QUALIFICATION.read())),
-        30 => Exit::Io(io_access(
-            exit::QUALIFICATION.read(),
-            exit::INSTRUCTION_INFO.read(),
-        )),
+        30 => {
+            let (access, string) =
+                io_from_vmx(exit::QUALIFICATION.read(), exit::INSTRUCTION_INFO.read());
+            Exit::Io(access, string)
+        }
         31 => Exit::Rdmsr,
         32 => Exit::Wrmsr,
         33 => Exit::InvalidGuestState {
@@ -85,32 +86,6 @@ fn control_register_access(q: u64) -> ControlRegisterAccess {
         1 => ControlRegisterAccess::Read { register, gpr },
         2 => ControlRegisterAccess::Clts,
         _ => ControlRegisterAccess::Lmsw((q >> 16) as u16),
-    }
-}
-
-/// I/O qualification (SDM Vol. 3C, Table 28-5): size - 1 in 2:0, IN 3,
-/// string 4, REP 5, port 31:16; for INS/OUTS the instruction information
-/// (Table 28-8) gives the address size in 9:7 and the segment in 17:15.
-fn io_access(q: u64, info: u32) -> IoAccess {
-    IoAccess {
-        size: (q & 7) as u8 + 1,
-        input: q & (1 << 3) != 0,
-        string: q & (1 << 4) != 0,
-        rep: q & (1 << 5) != 0,
-        port: (q >> 16) as u16,
-        address_size: match (info >> 7) & 7 {
-            0 => 2,
-            1 => 4,
-            _ => 8,
-        },
-        segment: match (info >> 15) & 7 {
-            0 => SegmentRegister::Es,
-            1 => SegmentRegister::Cs,
-            2 => SegmentRegister::Ss,
-            4 => SegmentRegister::Fs,
-            5 => SegmentRegister::Gs,
-            _ => SegmentRegister::Ds,
-        },
     }
 }
 

@@ -93,8 +93,6 @@ pub struct VmStructures {
     pub io_bitmaps: u64,
     /// The MSR bitmap page (shared by every VM).
     pub msr_bitmap: u64,
-    /// The VM's RAM, for reading PDPTEs.
-    pub ram: PhysRange,
 }
 
 /// Why a vCPU could not be created.
@@ -151,7 +149,6 @@ pub struct VmxVcpu {
     xsave: XsaveArea,
     switched: SwitchedState,
     capabilities: Capabilities,
-    ram: PhysRange,
     slice_deadline: u64,
     event_pending: bool,
     exits: ExitCounts,
@@ -242,7 +239,6 @@ impl VmxVcpu {
             xsave,
             switched: SwitchedState::default(),
             capabilities: *capabilities,
-            ram: structures.ram,
             slice_deadline: 0,
             event_pending: false,
             exits: ExitCounts::default(),
@@ -310,32 +306,6 @@ impl VmxVcpu {
         } else {
             guest::EFER.write(efer & !EFER_LMA);
             control::ENTRY.write(entry & !entry_controls::IA32E_MODE_GUEST);
-        }
-    }
-
-    /// Under PAE paging, VM entry takes the PDPTEs from the VMCS, not from
-    /// memory (SDM Vol. 3C, 27.3.2.4): a MOV to CR0/CR3/CR4 that exits must
-    /// load them from the guest's CR3, as the CPU would have (SDM Vol. 3A,
-    /// 4.4.1). Entries outside guest RAM read as not present.
-    fn load_pdptes(&self) {
-        let cr0 = guest::CR0.read();
-        let pae_paging = cr0 & CR0_PG != 0
-            && guest::CR4.read() & CR4_PAE != 0
-            && guest::EFER.read() & EFER_LMA == 0;
-        if !pae_paging {
-            return;
-        }
-        let table = guest::CR3.read() & 0xffff_ffe0;
-        for (index, field) in guest::PDPTES.iter().enumerate() {
-            let address = table + index as u64 * 8;
-            let entry = if address + 8 <= self.ram.len() {
-                // SAFETY: inside this VM's RAM, identity-mapped; the guest
-                // does not run while the host reads.
-                unsafe { core::ptr::read_unaligned((self.ram.start + address) as *const u64) }
-            } else {
-                0
-            };
-            field.write(entry);
         }
     }
 
@@ -453,18 +423,51 @@ impl Vcpu for VmxVcpu {
         control::CR0_SHADOW.write(value);
         guest::CR0.write(self.real_cr0(value));
         self.update_long_mode();
-        self.load_pdptes();
     }
 
     fn set_cr3(&mut self, value: u64) {
         guest::CR3.write(value);
-        self.load_pdptes();
     }
 
     fn set_cr4(&mut self, value: u64) {
         control::CR4_SHADOW.write(value);
         guest::CR4.write(self.real_cr4(value));
-        self.load_pdptes();
+    }
+
+    fn set_pdptes(&mut self, pdptes: [u64; 4]) {
+        // Under PAE paging VM entry takes the PDPTEs from these fields, not
+        // from memory (SDM Vol. 3C, 27.3.2.4).
+        for (field, entry) in guest::PDPTES.iter().zip(pdptes) {
+            field.write(entry);
+        }
+    }
+
+    fn pdptes(&self) -> [u64; 4] {
+        // With EPT, VM exit saves the PDPTEs the guest runs with (SDM Vol.
+        // 3C, 28.3.4).
+        guest::PDPTES.map(|field| field.read())
+    }
+
+    fn flush_tlb(&mut self) {
+        if self.capabilities.vpid() {
+            super::invvpid_all();
+        }
+        // Without VPIDs every VM entry and exit flushes the guest's
+        // linear translations already (SDM Vol. 3C, 29.4.3.3).
+    }
+
+    fn cr8(&self) -> u64 {
+        let value: u64;
+        // SAFETY: reading CR8 has no side effects; the CPU's TPR is this
+        // guest's while its vCPU is loaded.
+        unsafe { core::arch::asm!("mov {}, cr8", out(reg) value, options(nostack)) };
+        value
+    }
+
+    fn set_cr8(&mut self, value: u8) {
+        // SAFETY: the TPR is this guest's while its vCPU is loaded; `unload`
+        // saves it and clears it for the host.
+        unsafe { core::arch::asm!("mov cr8, {}", in(reg) value as u64 & 0xf, options(nostack)) };
     }
 
     fn set_efer(&mut self, value: u64) {
@@ -485,7 +488,6 @@ impl Vcpu for VmxVcpu {
     fn segment(&self, register: SegmentRegister) -> SegmentState {
         let segment = vmcs_segment(register);
         SegmentState {
-            selector: segment.selector.read(),
             base: segment.base.read(),
             limit: segment.limit.read(),
             access_rights: segment.access.read(),
