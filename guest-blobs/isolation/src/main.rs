@@ -216,13 +216,25 @@ fn cr8_reserved(r: &mut Report) {
     }
 }
 
+/// An RDMSR result as text: the value, or the fault.
+struct Msr(Result<u64, Fault>);
+
+impl core::fmt::Display for Msr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Ok(value) => write!(f, "{value:#x}"),
+            Err(fault) => write!(f, "{}", Shown(Some(fault))),
+        }
+    }
+}
+
 fn debugctl(r: &mut Report) {
     let read = rdmsr(IA32_DEBUGCTL);
     r.check(
         "debugctl-read",
         read == Ok(0),
         "IA32_DEBUGCTL (0x1d9, architectural) reads 0",
-        format_args!("{read:x?}"),
+        format_args!("RDMSR {}", Msr(read)),
     );
     let fault = wrmsr(IA32_DEBUGCTL, DEBUGCTL_BTF);
     cpuid_exit();
@@ -231,7 +243,7 @@ fn debugctl(r: &mut Report) {
         "debugctl-btf-survives-exit",
         fault.is_none() && back == Ok(DEBUGCTL_BTF),
         "WRMSR IA32_DEBUGCTL = 0x2 (BTF) accepted, reads 0x2 after a CPUID exit",
-        format_args!("WRMSR: {}, then RDMSR {back:x?}", Shown(fault)),
+        format_args!("WRMSR: {}, then RDMSR {}", Shown(fault), Msr(back)),
     );
     let _ = wrmsr(IA32_DEBUGCTL, 0);
 }
