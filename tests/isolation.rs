@@ -334,7 +334,7 @@ fn hostile_tenants_are_isolated() {
 /// tessera spends on a VM's exits must count against that VM's slice. The
 /// flooders flood for a fixed window of machine time (TSC) each; ticker
 /// does a fixed amount of computation and must finish inside that window,
-/// and no wait of its for the CPU may exceed 20 of its own slices.
+/// and no wait of its for the CPU may exceed 10 of its own slices.
 #[test]
 fn exit_floods_do_not_starve_a_neighbour() {
     let iso = iso_from_config(&root().join("guest-blobs/flood.toml"), "flood.iso");

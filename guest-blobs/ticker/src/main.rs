@@ -28,7 +28,7 @@ const STEPS: u64 = 24_000_000;
 const CHUNK: u64 = 2_000;
 /// A TSC step this much longer than the usual chunk means a wait.
 const WAIT: u64 = 200_000;
-const FACTOR: u64 = 20;
+const FACTOR: u64 = 10;
 
 fn main() -> u64 {
     let mut report = Report::new("ticker");
