@@ -201,7 +201,11 @@ fn summary_row<'l>(lines: &'l [String], vm: &str) -> Option<Vec<&'l str>> {
 /// Every `PASS <probe>` line expected of `vm`, and no `FAIL` line from it.
 fn probes_pass(c: &mut Checks, vm: &str, guest: &str, probes: &[&str]) {
     let prefix = format!(" {vm} | {guest}: ");
-    for line in c.lines.iter().filter(|l| l.contains(&prefix) && l.contains(": FAIL ")) {
+    for line in c
+        .lines
+        .iter()
+        .filter(|l| l.contains(&prefix) && l.contains(": FAIL "))
+    {
         c.problems.push(format!("probe failed: {line}"));
     }
     for probe in probes {
@@ -288,18 +292,31 @@ fn hostile_tenants_are_isolated() {
             "protected-to-real-gp-via-ivt",
         ],
     );
-    probes_pass(&mut c, "pm-real", "modes", &["protected-to-real-gp-via-ivt"]);
+    probes_pass(
+        &mut c,
+        "pm-real",
+        "modes",
+        &["protected-to-real-gp-via-ivt"],
+    );
     probes_pass(
         &mut c,
         "pm-pae",
         "modes",
-        &["pae-enabled-by-exiting-mov-cr0", "pae-rep-outsb", "pae-rep-insb"],
+        &[
+            "pae-enabled-by-exiting-mov-cr0",
+            "pae-rep-outsb",
+            "pae-rep-insb",
+        ],
     );
     probes_pass(
         &mut c,
         "pm-pg32",
         "modes",
-        &["outsb-beyond-fs-limit", "paging32-rep-outsb", "paging32-rep-insb"],
+        &[
+            "outsb-beyond-fs-limit",
+            "paging32-rep-outsb",
+            "paging32-rep-insb",
+        ],
     );
     // The raw guests print their counts in hex.
     c.has(&[" modes16 | modes: 0x00000003 probes, 0x00000000 failed"]);

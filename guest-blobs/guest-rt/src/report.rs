@@ -34,7 +34,10 @@ impl Report {
             println!("{}: PASS {probe}: {got}", self.guest);
         } else {
             self.failed += 1;
-            println!("{}: FAIL {probe}: expected {expected}, got {got}", self.guest);
+            println!(
+                "{}: FAIL {probe}: expected {expected}, got {got}",
+                self.guest
+            );
         }
     }
 

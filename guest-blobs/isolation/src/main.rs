@@ -156,19 +156,31 @@ fn observer(r: &mut Report) {
     for round in 0..2 {
         let (c0, c8, d7) = (cr0(), cr8(), dr7());
         r.check(
-            if round == 0 { "cr0-cd-nw-isolated" } else { "cr0-cd-nw-isolated-after-yield" },
+            if round == 0 {
+                "cr0-cd-nw-isolated"
+            } else {
+                "cr0-cd-nw-isolated-after-yield"
+            },
             c0 & (CR0_CD | CR0_NW) == 0,
             "CR0.CD = NW = 0 (I never set them; iso-a did)",
             format_args!("CR0 {c0:#x}"),
         );
         r.check(
-            if round == 0 { "cr8-isolated" } else { "cr8-isolated-after-yield" },
+            if round == 0 {
+                "cr8-isolated"
+            } else {
+                "cr8-isolated-after-yield"
+            },
             c8 == 0,
             "CR8 0 (I never wrote it; iso-a wrote 0xf)",
             format_args!("CR8 {c8:#x}"),
         );
         r.check(
-            if round == 0 { "dr7-isolated" } else { "dr7-isolated-after-yield" },
+            if round == 0 {
+                "dr7-isolated"
+            } else {
+                "dr7-isolated-after-yield"
+            },
             d7 == DR7_RESET,
             "DR7 0x400 (I never wrote it; iso-a wrote 0x401)",
             format_args!("DR7 {d7:#x}"),
@@ -206,7 +218,11 @@ fn cr8_reserved(r: &mut Report) {
         let fault = unsafe { probe!(1 << vector::GP, ["mov cr8, {v}"], v = in(reg) value) };
         let after = cr8();
         r.check(
-            if value == 0x10 { "cr8-reserved-bit-4" } else { "cr8-reserved-bit-63" },
+            if value == 0x10 {
+                "cr8-reserved-bit-4"
+            } else {
+                "cr8-reserved-bit-63"
+            },
             fault == GP0 && after == 0,
             "#GP(0), CR8 still 0",
             format_args!("{}, CR8 {after:#x}", Shown(fault)),
@@ -251,7 +267,9 @@ fn debugctl(r: &mut Report) {
 fn xgetbv() -> u64 {
     let (low, high): (u32, u32);
     // SAFETY: XGETBV of XCR0 with CR4.OSXSAVE set.
-    unsafe { core::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") low, out("edx") high, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") low, out("edx") high, options(nomem, nostack))
+    };
     u64::from(high) << 32 | u64::from(low)
 }
 
@@ -295,7 +313,9 @@ fn xsetbv(r: &mut Report) {
         );
         if after != base {
             // SAFETY: back to a valid XCR0.
-            unsafe { core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") base as u32, in("edx") 0u32, options(nostack)) };
+            unsafe {
+                core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") base as u32, in("edx") 0u32, options(nostack))
+            };
         }
     }
 }
@@ -347,7 +367,11 @@ fn string_io_segment_bases(r: &mut Report) {
         "ins-ignores-es-base-in-64-bit-mode",
         fault.is_none() && bytes == [0xff; 8] && rdi == buffer + 8 && rcx == 0,
         "no fault, 8 x 0xff at RDI, RDI +8, RCX 0",
-        format_args!("{}, {bytes:02x?}, RDI +{}, RCX {rcx}", Shown(fault), rdi.wrapping_sub(buffer)),
+        format_args!(
+            "{}, {bytes:02x?}, RDI +{}, RCX {rcx}",
+            Shown(fault),
+            rdi.wrapping_sub(buffer)
+        ),
     );
     let source = OUTS_BUFFER.as_ptr() as u64;
     let (rsi, rcx): (u64, u64);
@@ -366,7 +390,11 @@ fn string_io_segment_bases(r: &mut Report) {
         "outs-ignores-ds-base-in-64-bit-mode",
         fault.is_none() && rsi == source + 8 && rcx == 0,
         "no fault, RSI +8, RCX 0",
-        format_args!("{}, RSI +{}, RCX {rcx}", Shown(fault), rsi.wrapping_sub(source)),
+        format_args!(
+            "{}, RSI +{}, RCX {rcx}",
+            Shown(fault),
+            rsi.wrapping_sub(source)
+        ),
     );
 }
 
@@ -441,7 +469,10 @@ fn string_io_straddling(r: &mut Report) {
     // SAFETY: plain reads of this guest's pages.
     let (last, next) = unsafe {
         let pages = &*core::ptr::addr_of!(PAGES);
-        ([pages.0[0xffe], pages.0[0xfff]], [pages.0[0x1000], pages.0[0x1001]])
+        (
+            [pages.0[0xffe], pages.0[0xfff]],
+            [pages.0[0x1000], pages.0[0x1001]],
+        )
     };
     let expected = expected.map(|f| Fault { error_code: 2, ..f });
     r.check(
@@ -461,17 +492,70 @@ fn string_io_straddling(r: &mut Report) {
 fn cpuid_msrs(r: &mut Report) {
     let leaf1 = __cpuid(1);
     let max = __cpuid(0).eax;
-    let leaf6 = if max >= 6 { __cpuid(6) } else { __cpuid_count(0, 0) };
-    let leaf6 = if max >= 6 { leaf6 } else { core::arch::x86_64::CpuidResult { eax: 0, ebx: 0, ecx: 0, edx: 0 } };
+    let leaf6 = if max >= 6 {
+        __cpuid(6)
+    } else {
+        __cpuid_count(0, 0)
+    };
+    let leaf6 = if max >= 6 {
+        leaf6
+    } else {
+        core::arch::x86_64::CpuidResult {
+            eax: 0,
+            ebx: 0,
+            ecx: 0,
+            edx: 0,
+        }
+    };
     let features: [(&str, &str, bool, &[u32]); 8] = [
-        ("cpuid-est-msrs", "CPUID.1:ECX.EST", leaf1.ecx & (1 << 7) != 0, &[0x198, 0x199]),
-        ("cpuid-pdcm-msr", "CPUID.1:ECX.PDCM", leaf1.ecx & (1 << 15) != 0, &[0x345]),
-        ("cpuid-tm-acpi-msrs", "CPUID.1:EDX.ACPI|TM", leaf1.edx & (1 << 22 | 1 << 29) != 0, &[0x19a, 0x19b, 0x19c]),
-        ("cpuid-tm2-msr", "CPUID.1:ECX.TM2", leaf1.ecx & (1 << 8) != 0, &[0x19d]),
-        ("cpuid-aperf-mperf-msrs", "CPUID.6:ECX.APERFMPERF", leaf6.ecx & 1 != 0, &[0xe7, 0xe8]),
-        ("cpuid-epb-msr", "CPUID.6:ECX.EPB", leaf6.ecx & (1 << 3) != 0, &[0x1b0]),
-        ("cpuid-dts-msr", "CPUID.6:EAX.DTS", leaf6.eax & 1 != 0, &[0x19c]),
-        ("cpuid-ptm-msrs", "CPUID.6:EAX.PTM", leaf6.eax & (1 << 6) != 0, &[0x1b1, 0x1b2]),
+        (
+            "cpuid-est-msrs",
+            "CPUID.1:ECX.EST",
+            leaf1.ecx & (1 << 7) != 0,
+            &[0x198, 0x199],
+        ),
+        (
+            "cpuid-pdcm-msr",
+            "CPUID.1:ECX.PDCM",
+            leaf1.ecx & (1 << 15) != 0,
+            &[0x345],
+        ),
+        (
+            "cpuid-tm-acpi-msrs",
+            "CPUID.1:EDX.ACPI|TM",
+            leaf1.edx & (1 << 22 | 1 << 29) != 0,
+            &[0x19a, 0x19b, 0x19c],
+        ),
+        (
+            "cpuid-tm2-msr",
+            "CPUID.1:ECX.TM2",
+            leaf1.ecx & (1 << 8) != 0,
+            &[0x19d],
+        ),
+        (
+            "cpuid-aperf-mperf-msrs",
+            "CPUID.6:ECX.APERFMPERF",
+            leaf6.ecx & 1 != 0,
+            &[0xe7, 0xe8],
+        ),
+        (
+            "cpuid-epb-msr",
+            "CPUID.6:ECX.EPB",
+            leaf6.ecx & (1 << 3) != 0,
+            &[0x1b0],
+        ),
+        (
+            "cpuid-dts-msr",
+            "CPUID.6:EAX.DTS",
+            leaf6.eax & 1 != 0,
+            &[0x19c],
+        ),
+        (
+            "cpuid-ptm-msrs",
+            "CPUID.6:EAX.PTM",
+            leaf6.eax & (1 << 6) != 0,
+            &[0x1b1, 0x1b2],
+        ),
     ];
     for (probe, feature, advertised, msrs) in features {
         if !advertised {
@@ -490,7 +574,10 @@ fn cpuid_msrs(r: &mut Report) {
             probe,
             count == 0,
             format_args!("{feature} is advertised, so MSRs {msrs:x?} are readable"),
-            format_args!("{feature} advertised, RDMSR #GP for {:x?}", &faulting[..count]),
+            format_args!(
+                "{feature} advertised, RDMSR #GP for {:x?}",
+                &faulting[..count]
+            ),
         );
     }
 }
