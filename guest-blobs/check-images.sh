@@ -2,6 +2,7 @@
 # Checks the built guest images against what tessera's loader expects and
 # prints one line per image with its size. Usage: check-images.sh BUILD_DIR ELF...
 #   hello.bin: a 512-byte flat image ending in the 0x55AA boot signature.
+#   modes.bin: a flat image of at most 0x7000 bytes (loads at 0x8000).
 #   *.elf:     ELF64 x86-64 ET_EXEC, entry 0x100000, every PT_LOAD with
 #              p_paddr == p_vaddr and the first at 0x100000, no PT_INTERP or
 #              PT_DYNAMIC (the loader applies no relocations).
@@ -21,6 +22,13 @@ signature=$(od -An -tx1 -j510 -N2 "$bin" | tr -d ' \n')
 [ "$size" -eq 512 ] || fail "$bin: $size bytes, expected 512"
 [ "$signature" = 55aa ] || fail "$bin: boot signature is '$signature', expected 55aa"
 printf '%-12s %6d bytes  real mode, loads at 0x7c00\n' hello.bin "$size"
+
+# modes.bin: raw, loaded at 0x8000 with entry points at 0x8000/10/20/30;
+# its linker script keeps it below 0xF000.
+bin=$build/modes.bin
+size=$(wc -c < "$bin")
+[ "$size" -gt $((0x30)) ] && [ "$size" -le $((0xF000 - 0x8000)) ] || fail "$bin: $size bytes, expected 0x31..0x7000"
+printf '%-12s %6d bytes  raw, loads at 0x8000 (entries 0x8000 real, 0x8010/20/30 protected)\n' modes.bin "$size"
 
 for name in "$@"; do
     elf=$build/$name.elf

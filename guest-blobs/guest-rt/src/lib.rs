@@ -21,6 +21,7 @@
 pub mod console;
 pub mod hypercall;
 pub mod idt;
+pub mod report;
 mod start;
 
 pub use hypercall::{exit, vm_info, yield_now, Error, VmInfo};
