@@ -14,8 +14,11 @@ use crate::rules::Fault;
 use crate::size::Bytes;
 use alloc::format;
 
-/// What the scheduler should do after an exit.
+/// What the scheduler should do after an exit. `repr(u8)` gives it an
+/// explicit tag, so testing for `Continue` on the exit path is one compare
+/// instead of decoding a niche in the stop reason's string.
 #[derive(Debug)]
+#[repr(u8)]
 pub enum Outcome {
     /// Re-enter the guest.
     Continue,

@@ -14,6 +14,7 @@ pub fn basic_reason() -> u32 {
 }
 
 /// Reads the exit information of the current VMCS into the core's terms.
+#[inline(always)]
 pub fn decode(reason: u32) -> Exit {
     match reason {
         0 => {
@@ -90,6 +91,7 @@ fn control_register_access(q: u64) -> ControlRegisterAccess {
 }
 
 /// Moves the guest past the instruction that caused the exit.
+#[inline(always)]
 pub fn skip_instruction() {
     let length = exit::INSTRUCTION_LENGTH.read() as u64;
     guest::RIP.write(guest::RIP.read().wrapping_add(length));

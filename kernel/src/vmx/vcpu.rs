@@ -324,6 +324,7 @@ impl VmxVcpu {
 }
 
 impl Vcpu for VmxVcpu {
+    #[inline(always)]
     fn run(&mut self) -> Result<Exit, EntryFailure> {
         // Slices are charged in wall-clock time: the time tessera spends on
         // the guest's exits comes out of the guest's slice too, so an exit
@@ -350,12 +351,10 @@ impl Vcpu for VmxVcpu {
             });
         }
         self.launched = true;
-        if self.event_pending {
-            // The event was delivered (or is reported again through the
-            // IDT-vectoring information); the entry field is clear now
-            // (SDM Vol. 3C, 27.6.1.1: VM exit clears its valid bit).
-            self.event_pending = false;
-        }
+        // An injected event was delivered (or is reported again through the
+        // IDT-vectoring information): VM exit clears the valid bit of the
+        // entry field (SDM Vol. 3C, 27.6.1.1).
+        self.event_pending = false;
         let reason = super::exit::basic_reason();
         self.exits.record(reason);
         let decoded = super::exit::decode(reason);
@@ -404,6 +403,7 @@ impl Vcpu for VmxVcpu {
         guest::RFLAGS.write(value)
     }
 
+    #[inline(always)]
     fn skip_instruction(&mut self) {
         super::exit::skip_instruction();
     }

@@ -5,10 +5,53 @@
 //! written with a 64-bit value, and the read-only exit-information fields
 //! have no `write` at all. Reads and writes act on the current VMCS; a
 //! failure means tessera used a field this CPU does not have, which is a
-//! hypervisor bug and panics with the encoding. Host RSP has no constant:
+//! hypervisor bug: it traps, and the crash report names the instruction. Host RSP has no constant:
 //! only the entry stub writes it (`entry.rs`).
 
-use x86::bits64::vmx::{vmread, vmwrite};
+/// VMREAD of `field` from the current VMCS.
+///
+/// VMfailInvalid sets CF and VMfailValid sets ZF (SDM Vol. 3C, 31.2): both
+/// mean tessera used a field this CPU does not have or has no current VMCS,
+/// a hypervisor bug. The failure branch is a UD2, so the crash report names
+/// the exact instruction, and the success path costs one taken-never jump —
+/// this is on every exit path, where each instruction counts.
+#[inline(always)]
+fn vmread(field: u32) -> u64 {
+    let value: u64;
+    // SAFETY: VMREAD from the current VMCS has no memory effects visible to
+    // Rust; a failure traps (UD2) instead of returning garbage.
+    unsafe {
+        core::arch::asm!(
+            "vmread {value}, {field}",
+            "ja 2f",
+            "ud2",
+            "2:",
+            field = in(reg) field as u64,
+            value = out(reg) value,
+            options(nostack, nomem),
+        );
+    }
+    value
+}
+
+/// VMWRITE of `value` to `field` of the current VMCS; a failure traps as
+/// for [`vmread`].
+#[inline(always)]
+fn vmwrite(field: u32, value: u64) {
+    // SAFETY: VMWRITE to the current VMCS has no memory effects visible to
+    // Rust; a failure traps (UD2).
+    unsafe {
+        core::arch::asm!(
+            "vmwrite {field}, {value}",
+            "ja 2f",
+            "ud2",
+            "2:",
+            field = in(reg) field as u64,
+            value = in(reg) value,
+            options(nostack, nomem),
+        );
+    }
+}
 
 macro_rules! field_type {
     ($name:ident, $value:ty, writable) => {
@@ -17,11 +60,7 @@ macro_rules! field_type {
             /// Writes the field of the current VMCS.
             #[inline]
             pub fn write(self, value: $value) {
-                // SAFETY: VMWRITE to the current VMCS has no memory effects
-                // visible to Rust; failure is reported, not undefined.
-                if unsafe { vmwrite(self.0, value as u64) }.is_err() {
-                    panic!("VMWRITE of VMCS field {:#06x} failed", self.0);
-                }
+                vmwrite(self.0, value as u64)
             }
         }
     };
@@ -34,12 +73,7 @@ macro_rules! field_type {
             #[inline]
             #[allow(dead_code)] // not every width is read back
             pub fn read(self) -> $value {
-                // SAFETY: VMREAD from the current VMCS has no memory effects
-                // visible to Rust; failure is reported, not undefined.
-                match unsafe { vmread(self.0) } {
-                    Ok(value) => value as $value,
-                    Err(_) => panic!("VMREAD of VMCS field {:#06x} failed", self.0),
-                }
+                vmread(self.0) as $value
             }
         }
     };
