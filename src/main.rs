@@ -49,7 +49,7 @@ fn run(command: Commands) -> Result<u8> {
         }
         Commands::Iso(args) => {
             // The config and the host tools are checked before the (slow) kernel build.
-            let config = Config::load(&args.config)?;
+            let config = load_config(&args.config)?;
             deps::ensure(deps::ISO)?;
             let kernel = match args.kernel {
                 Some(kernel) => kernel,
@@ -64,7 +64,7 @@ fn run(command: Commands) -> Result<u8> {
             deps::ensure(deps::ISO)?;
             let kernel = workspace::build_kernel(&root)?;
             workspace::build_guest_blobs(&root)?;
-            let config = Config::load(&root.join("guest-blobs").join("bench.toml"))?;
+            let config = load_config(&root.join("guest-blobs").join("bench.toml"))?;
             let target = workspace::target_dir(&root);
             let out = target.join("tessera-bench.iso");
             iso::build(&config, &kernel, &out)?;
@@ -93,12 +93,24 @@ fn run(command: Commands) -> Result<u8> {
             let kernel = workspace::build_kernel(&root)?;
             workspace::build_guest_blobs(&root)?;
             // Loaded after `make`, which writes the images it names.
-            let config = Config::load(&root.join("guest-blobs").join("demo.toml"))?;
+            let config = load_config(&root.join("guest-blobs").join("demo.toml"))?;
             let out = workspace::target_dir(&root).join("tessera-demo.iso");
             iso::build(&config, &kernel, &out)?;
             boot_iso(&out, &flags)
         }
     }
+}
+
+/// Reads and checks a VM config, and says what the kernel will warn about.
+fn load_config(path: &Path) -> Result<Config> {
+    let config = Config::load(path)?;
+    for warning in &config.hypervisor_warnings {
+        eprintln!(
+            "tessera: warning: {}: [hypervisor] cmdline: {warning} (the kernel boots with the default)",
+            path.display()
+        );
+    }
+    Ok(config)
 }
 
 fn boot_iso(iso: &Path, flags: &BootFlags) -> Result<u8> {
