@@ -21,12 +21,13 @@ mod workspace;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Parser;
 
 use crate::boot::BootOptions;
 use crate::cli::{BootFlags, Cli, Commands};
 use crate::config::Config;
+use crate::engine::{EngineChoice, HostVirtualization};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -60,6 +61,12 @@ fn run(command: Commands) -> Result<u8> {
         }
         Commands::Boot(args) => boot_iso(&args.iso, &args.flags),
         Commands::Bench(args) => {
+            // Known before anything is built: the bench guest must run.
+            if let Ok(engine) = engine::resolve(args.engine, HostVirtualization::probe()) {
+                if let Some(why) = engine.cannot_run_guests() {
+                    bail!("bench cannot use --engine {}: {why}", engine.name());
+                }
+            }
             let root = workspace::root()?;
             deps::ensure(deps::ISO)?;
             let kernel = workspace::build_kernel(&root)?;
@@ -81,7 +88,8 @@ fn run(command: Commands) -> Result<u8> {
             }
             let transcript = std::fs::read_to_string(&log)?;
             let engine = match args.engine {
-                crate::engine::EngineChoice::Bochs => "bochs",
+                EngineChoice::Bochs => "bochs",
+                EngineChoice::BochsUefi => "bochs-uefi",
                 _ => "the chosen engine",
             };
             print!("{}", bench::report(&bench::parse(&transcript), engine)?);
