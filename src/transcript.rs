@@ -159,7 +159,7 @@ fn undouble(line: &str) -> &str {
     let body = line.trim_start();
     let indent = line.len() - body.len();
     let half = body.len() / 2;
-    if body.len() % 2 == 0
+    if body.len().is_multiple_of(2)
         && body.is_char_boundary(half)
         && body[..half] == body[half..]
         && body[..half].chars().any(char::is_alphabetic)
