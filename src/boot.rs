@@ -417,7 +417,8 @@ fn bochs_panics(log: &str) -> Vec<&str> {
         .collect()
 }
 
-/// On success the work directory goes; on failure it stays for inspection. With
+/// After a clean power-off the work directory goes; after any other end it
+/// stays for inspection. With
 /// `--log`, the emulator's own log is also copied next to the serial log.
 fn keep_diagnostics(
     outcome: &Outcome,
@@ -433,7 +434,12 @@ fn keep_diagnostics(
             eprintln!("tessera: Bochs' log: {}", copy.display());
         }
     }
-    if outcome.exit_code() == 0 {
+    // A clean power-off leaves nothing to inspect, even when the kernel refused
+    // modules or could run none: its transcript says why.
+    if matches!(
+        outcome,
+        Outcome::PoweredOff { .. } | Outcome::VmsRefused { .. } | Outcome::NoGuestCouldRun { .. }
+    ) {
         return;
     }
     let kept = workdir.keep();
