@@ -418,8 +418,8 @@ fn bochs_panics(log: &str) -> Vec<&str> {
 }
 
 /// After a clean power-off the work directory goes; after any other end it
-/// stays for inspection. With
-/// `--log`, the emulator's own log is also copied next to the serial log.
+/// stays for inspection. With `--log`, the emulator's own log is also copied
+/// next to the serial log.
 fn keep_diagnostics(
     outcome: &Outcome,
     workdir: tempfile::TempDir,
