@@ -13,7 +13,7 @@ packages=(
     mtools               # builds the EFI system partition image (mformat)
     cpio                 # packs initramfs images for Linux guests
     qemu-system-x86      # engines qemu, qemu-uefi and kvm
-    ovmf                 # UEFI firmware for qemu-uefi
+    ovmf                 # UEFI firmware for qemu-uefi and bochs-uefi
     bochs                # engine bochs: VMX with EPT, emulated
     bochsbios            # Bochs' system BIOS
     vgabios              # Bochs' VGA BIOS
@@ -45,5 +45,8 @@ fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update
-"${sudo[@]}" apt-get install -y "${missing[@]}"
+# Another apt-get (unattended-upgrades, say) may hold the dpkg lock: wait up to
+# 10 minutes for it instead of failing at once.
+lock_wait=(-o DPkg::Lock::Timeout=600)
+"${sudo[@]}" apt-get "${lock_wait[@]}" update
+"${sudo[@]}" apt-get "${lock_wait[@]}" install -y "${missing[@]}"

@@ -61,7 +61,7 @@ pub fn report(figures: &[Figure], engine: &str) -> Result<String> {
     if operations.is_empty() {
         bail!("the bench guest printed no figures");
     }
-    let unit = if engine == "bochs" {
+    let unit = if engine.starts_with("bochs") {
         "instructions (Bochs' TSC counts instructions)"
     } else {
         "TSC cycles"

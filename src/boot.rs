@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 
 use crate::engine::{self, Engine, EngineChoice, HostVirtualization, Machine};
 use crate::process;
-use crate::transcript::{ControlStripper, Transcript, Verdict};
+use crate::transcript::{ControlStripper, MirrorFilter, Transcript, Verdict};
 
 /// How often the serial log is polled for new output.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -69,6 +69,16 @@ pub enum Outcome {
     },
     /// The kernel announced its power-off but the emulator kept running.
     DidNotPowerOff,
+    /// The hypervisor powered off cleanly but refused at least one module.
+    VmsRefused {
+        /// The kernel's line for each refused module.
+        lines: Vec<String>,
+    },
+    /// The hypervisor powered off without running any guest: no usable VMX.
+    NoGuestCouldRun {
+        /// The kernel's reason.
+        reason: String,
+    },
     /// Nothing decisive happened in time.
     TimedOut {
         /// The limit that passed.
@@ -87,6 +97,8 @@ impl Outcome {
             Outcome::TimedOut { .. } => 4,
             Outcome::EmulatorExited { .. } | Outcome::DidNotPowerOff => 5,
             Outcome::BootloaderFailed { .. } => 6,
+            Outcome::VmsRefused { .. } => 7,
+            Outcome::NoGuestCouldRun { .. } => 8,
             Outcome::Interrupted => 130,
         }
     }
@@ -120,6 +132,16 @@ impl Outcome {
             Outcome::TimedOut { after } => format!(
                 "timed out after {}s without a power-off",
                 after.as_secs_f64()
+            ),
+            Outcome::VmsRefused { lines } => format!(
+                "the hypervisor powered off, but refused {} module{}: {}",
+                lines.len(),
+                if lines.len() == 1 { "" } else { "s" },
+                lines.join(" / ")
+            ),
+            Outcome::NoGuestCouldRun { reason } => format!(
+                "the hypervisor powered off without running any guest: \
+                 it cannot run guests here ({reason})"
             ),
             Outcome::Interrupted => "interrupted".into(),
         }
@@ -172,14 +194,22 @@ pub fn boot(options: &BootOptions) -> Result<Outcome> {
             None => String::new(),
         }
     );
-    eprintln!("tessera: work directory {}", workdir.path().display());
+    if let Some(why) = engine.cannot_run_guests() {
+        eprintln!("tessera: note: {why}");
+    }
+    if machine.cpus > 1 {
+        eprintln!(
+            "tessera: note: the machine gets {} CPUs, but tessera uses only the boot CPU yet",
+            machine.cpus
+        );
+    }
 
     let interrupted = interruption_flag()?;
     let mut command = launch.command;
     let mut child = process::spawn_supervised(&mut command)
         .with_context(|| format!("cannot start {}", engine.name()))?;
 
-    let mut console = Console::new(&launch.serial_log);
+    let mut console = Console::new(&launch.serial_log, engine.firmware_mirrors_serial());
     let started = Instant::now();
     let mut crash_seen: Option<Instant> = None;
     let mut power_off_seen: Option<Instant> = None;
@@ -195,6 +225,8 @@ pub fn boot(options: &BootOptions) -> Result<Outcome> {
                 Verdict::PoweredOff { reason } => Outcome::PoweredOff { reason },
                 Verdict::Crashed { line } => Outcome::Crashed { line },
                 Verdict::BootloaderFailed { errors } => Outcome::BootloaderFailed { errors },
+                Verdict::VmsRefused { lines } => Outcome::VmsRefused { lines },
+                Verdict::NoGuestCouldRun { reason } => Outcome::NoGuestCouldRun { reason },
                 Verdict::PoweringOff | Verdict::Incomplete => Outcome::EmulatorExited {
                     status: status.to_string(),
                 },
@@ -212,7 +244,10 @@ pub fn boot(options: &BootOptions) -> Result<Outcome> {
                 let since = *power_off_seen.get_or_insert(now);
                 (now - since >= POWER_OFF_GRACE).then_some(Outcome::DidNotPowerOff)
             }
-            Verdict::PoweredOff { .. } | Verdict::Incomplete => None,
+            Verdict::PoweredOff { .. }
+            | Verdict::VmsRefused { .. }
+            | Verdict::NoGuestCouldRun { .. }
+            | Verdict::Incomplete => None,
         };
         let decided = decided
             .or_else(|| {
@@ -267,16 +302,19 @@ struct Console {
     path: PathBuf,
     file: Option<File>,
     stripper: ControlStripper,
+    /// Only for engines whose firmware mirrors GRUB's console to the serial port.
+    mirror: Option<MirrorFilter>,
     transcript: Transcript,
     ends_with_newline: bool,
 }
 
 impl Console {
-    fn new(path: &Path) -> Self {
+    fn new(path: &Path, mirrored: bool) -> Self {
         Self {
             path: path.to_owned(),
             file: None,
             stripper: ControlStripper::default(),
+            mirror: mirrored.then(MirrorFilter::default),
             transcript: Transcript::new(),
             ends_with_newline: true,
         }
@@ -303,15 +341,34 @@ impl Console {
         if clean.is_empty() {
             return;
         }
-        self.ends_with_newline = clean.ends_with(b"\n");
         self.transcript.push(&clean);
+        match self.mirror.as_mut() {
+            Some(mirror) => {
+                let mut shown = String::new();
+                mirror.filter(&String::from_utf8_lossy(&clean), &mut shown);
+                self.show(shown.as_bytes());
+            }
+            None => self.show(&clean),
+        }
+    }
+
+    fn show(&mut self, text: &[u8]) {
+        if text.is_empty() {
+            return;
+        }
+        self.ends_with_newline = text.ends_with(b"\n");
         // stdout may be a closed pipe (`| head`); the run goes on regardless.
         let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(&clean);
+        let _ = stdout.write_all(text);
         let _ = stdout.flush();
     }
 
     fn finish(&mut self) {
+        if let Some(mirror) = self.mirror.as_mut() {
+            let mut rest = String::new();
+            mirror.finish(&mut rest);
+            self.show(rest.as_bytes());
+        }
         if !self.ends_with_newline {
             // Keep the stderr summary off the end of an unterminated console line.
             println!();
@@ -328,7 +385,14 @@ fn report(outcome: &Outcome, engine: Engine, transcript: &Transcript, emulator_l
         "tessera: FAILED"
     };
     eprintln!("{prefix}: {} [{}]", outcome.describe(), engine.name());
-    let grub_errors = transcript.bootloader_errors();
+    // EFI GRUB says "no suitable video mode found" before every Multiboot2 boot
+    // where the firmware has no video mode for it (Bochs' OVMF); it changes nothing.
+    let grub_errors: Vec<&str> = transcript
+        .bootloader_errors()
+        .iter()
+        .map(String::as_str)
+        .filter(|e| !e.contains("no suitable video mode found"))
+        .collect();
     if !grub_errors.is_empty() && !matches!(outcome, Outcome::BootloaderFailed { .. }) {
         eprintln!("tessera: note: GRUB reported: {}", grub_errors.join(" / "));
     }
@@ -353,8 +417,9 @@ fn bochs_panics(log: &str) -> Vec<&str> {
         .collect()
 }
 
-/// On success the work directory goes; on failure it stays for inspection. With
-/// `--log`, the emulator's own log is also copied next to the serial log.
+/// After a clean power-off the work directory goes; after any other end it
+/// stays for inspection. With `--log`, the emulator's own log is also copied
+/// next to the serial log.
 fn keep_diagnostics(
     outcome: &Outcome,
     workdir: tempfile::TempDir,
@@ -369,7 +434,12 @@ fn keep_diagnostics(
             eprintln!("tessera: Bochs' log: {}", copy.display());
         }
     }
-    if outcome.exit_code() == 0 {
+    // A clean power-off leaves nothing to inspect, even when the kernel refused
+    // modules or could run none: its transcript says why.
+    if matches!(
+        outcome,
+        Outcome::PoweredOff { .. } | Outcome::VmsRefused { .. } | Outcome::NoGuestCouldRun { .. }
+    ) {
         return;
     }
     let kept = workdir.keep();
@@ -399,6 +469,10 @@ mod tests {
                 status: "exit status: 1".into(),
             },
             Outcome::BootloaderFailed { errors: vec![] },
+            Outcome::VmsRefused { lines: vec![] },
+            Outcome::NoGuestCouldRun {
+                reason: String::new(),
+            },
             Outcome::Interrupted,
         ];
         let codes: Vec<u8> = outcomes.iter().map(Outcome::exit_code).collect();
@@ -444,5 +518,15 @@ mod tests {
             after: Duration::from_secs(300),
         };
         assert!(timeout.describe().contains("300"));
+        let refused = Outcome::VmsRefused {
+            lines: vec!["[ERROR] vm empty: the image is empty; VM not created".into()],
+        };
+        assert_eq!(refused.exit_code(), 7);
+        assert!(refused.describe().contains("vm empty: the image is empty"));
+        let no_vmx = Outcome::NoGuestCouldRun {
+            reason: "no VMX".into(),
+        };
+        assert_eq!(no_vmx.exit_code(), 8);
+        assert!(no_vmx.describe().contains("no VMX"));
     }
 }

@@ -37,10 +37,14 @@ pub enum Commands {
     Iso(IsoArgs),
     /// Boot an ISO headless and stream its serial console.
     ///
-    /// Exit status: 0 when the hypervisor powered off cleanly; 3 after a crash
-    /// report (`tessera: CRASH` or `tessera: PANIC`); 4 on timeout; 5 when the
-    /// emulator exited (or kept running) without a clean power-off; 6 when GRUB
-    /// could not start the kernel; 130 when interrupted; 1 for any other error.
+    /// Exit status: 0 when the hypervisor powered off cleanly after running
+    /// every module it was given; 3 after a crash report (`tessera: CRASH` or
+    /// `tessera: PANIC`); 4 on timeout; 5 when the emulator exited (or kept
+    /// running) without a clean power-off; 6 when GRUB could not start the
+    /// kernel; 7 when the kernel refused a module ("VM not created") and ran
+    /// the rest; 8 when no guest could run at all (no hardware virtualization:
+    /// QEMU without KVM has no VMX); 130 when interrupted; 1 for any other
+    /// error. The reason goes to stderr.
     Boot(BootArgs),
     /// Boot the `bench` guest and report the round trip of a guest CPUID, a
     /// hypercall and an unhandled port read (default engine: Bochs, whose TSC
@@ -51,10 +55,11 @@ pub enum Commands {
 /// `tessera bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The emulator (Bochs gives instruction counts; KVM gives cycles).
+    /// The emulator (Bochs gives instruction counts; KVM gives cycles). It
+    /// must run guests: qemu and qemu-uefi (no VMX) are refused.
     #[arg(long, value_enum, default_value_t = EngineChoice::Bochs)]
     pub engine: EngineChoice,
-    /// Give up after this many seconds.
+    /// Give up after this many seconds (0: never).
     #[arg(long, value_name = "S", default_value_t = 300)]
     pub timeout: u64,
 }
@@ -87,10 +92,12 @@ pub struct BootArgs {
 /// How to boot: shared by `boot` and `demo`.
 #[derive(Debug, Clone, Args)]
 pub struct BootFlags {
-    /// The emulator: auto = KVM when usable with VMX, else Bochs.
+    /// The emulator: auto = KVM when usable with VMX, else Bochs. qemu and
+    /// qemu-uefi offer no VMX: tessera boots there but runs no guest.
     #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
     pub engine: EngineChoice,
-    /// Number of CPUs.
+    /// Number of CPUs of the emulated machine. tessera uses only the boot CPU
+    /// yet (SMP comes later); the others stay idle.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub cpus: u32,
     /// Give up after this many seconds (0: never).

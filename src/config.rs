@@ -2,17 +2,23 @@
 //! that the ISO builder and the grub.cfg renderer work from.
 //!
 //! Everything that can be wrong with a config is found here, before any file is
-//! copied or any external program runs. Option *syntax* lives in [`crate::options`];
-//! this module adds what needs the whole file: names, images on disk, references
-//! between VMs. It does not render GRUB syntax.
+//! copied or any external program runs. There is one grammar: each VM's module
+//! line goes through the kernel's own option parser
+//! (`tessera_kernel::options::ModuleOptions::parse`) and each image through the
+//! kernel's loader (`tessera_kernel::loader::dry_run`, into guest RAM of `mem=`
+//! bytes), so that the tool refuses exactly what the kernel would refuse at boot,
+//! in the kernel's words. [`crate::options`] only turns TOML values into option
+//! text; this module adds what needs the whole file: unique names and images on
+//! disk. It does not render GRUB syntax.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use tessera_kernel::loader;
+use tessera_kernel::options::{HypervisorOptions, ModuleOptions, ModuleRole};
 
-use crate::options::{self, Format, Mode, NumberOrText, Restart, Role, SyntaxError};
+use crate::options::{self, NumberOrText, SyntaxError};
 
 /// The file as written, before validation.
 #[derive(Debug, Deserialize)]
@@ -40,14 +46,14 @@ struct RawVm {
     image: PathBuf,
     mem: Option<NumberOrText>,
     cmdline: Option<String>,
-    initrd: Option<String>,
-    restart: Option<String>,
+    initrd: Option<NumberOrText>,
+    restart: Option<NumberOrText>,
     cpu: Option<NumberOrText>,
-    format: Option<String>,
+    format: Option<NumberOrText>,
     load: Option<NumberOrText>,
     entry: Option<NumberOrText>,
-    mode: Option<String>,
-    role: Option<String>,
+    mode: Option<NumberOrText>,
+    role: Option<NumberOrText>,
 }
 
 /// A validated config: every value is known to be well-formed and GRUB-safe.
@@ -55,6 +61,9 @@ struct RawVm {
 pub struct Config {
     /// The hypervisor's command line, split into words.
     pub hypervisor_cmdline: Vec<String>,
+    /// What the kernel will warn about in that command line (it boots anyway,
+    /// with the defaults), in the kernel's words.
+    pub hypervisor_warnings: Vec<String>,
     /// The modules, in file order (which is the module order the kernel sees).
     pub vms: Vec<VmSpec>,
 }
@@ -66,24 +75,11 @@ pub struct VmSpec {
     pub name: String,
     /// The image on the host, resolved against the config file's directory.
     pub image: PathBuf,
-    /// A VM or a data module.
-    pub role: Role,
-    /// `mem=` as it goes on the module line.
-    pub mem: Option<String>,
-    /// `format=`.
-    pub format: Option<Format>,
-    /// `load=` as it goes on the module line.
-    pub load: Option<String>,
-    /// `entry=` as it goes on the module line.
-    pub entry: Option<String>,
-    /// `mode=`.
-    pub mode: Option<Mode>,
-    /// `cpu=` as it goes on the module line.
-    pub cpu: Option<String>,
-    /// `restart=`.
-    pub restart: Option<Restart>,
-    /// `initrd=`: the name of a data module.
-    pub initrd: Option<String>,
+    /// A VM or a data module, as the kernel's parser read the module line.
+    pub role: ModuleRole,
+    /// The options after `name=`, in module-line order, as `(key, value)` text
+    /// (each value a plain GRUB word).
+    pub options: Vec<(&'static str, String)>,
     /// The guest's own command line, split into words (after `--` on the module line).
     pub cmdline: Vec<String>,
 }
@@ -93,6 +89,23 @@ impl VmSpec {
     /// plus the image's extension, so that two VMs may share one host file.
     pub fn iso_file_name(&self) -> String {
         format!("{}{}", self.name, image_extension(&self.image))
+    }
+
+    /// The module's command line as GRUB hands it to the kernel: `name=`, the
+    /// other options, then `--` and the guest's words, joined by single spaces
+    /// (GRUB removes the quotes that [`crate::grubcfg`] adds).
+    pub fn kernel_cmdline(&self) -> String {
+        let mut words = vec![format!("name={}", self.name)];
+        words.extend(
+            self.options
+                .iter()
+                .map(|(key, value)| format!("{key}={value}")),
+        );
+        if !self.cmdline.is_empty() {
+            words.push("--".into());
+            words.extend(self.cmdline.iter().cloned());
+        }
+        words.join(" ")
     }
 }
 
@@ -130,13 +143,14 @@ fn image_extension(image: &Path) -> String {
 /// Everything that can be wrong with a config file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    /// The file could not be read. (The I/O error is part of the message and
+    /// deliberately not a `source`, which `{:#}` would print a second time.)
+    #[error("cannot read {}: {error}", path.display())]
     Read {
         /// The config file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Not TOML, or keys/types that do not belong (the message names the key).
     #[error("{path}: {message}")]
@@ -146,10 +160,10 @@ pub enum ConfigError {
         /// The TOML parser's message, with line and column.
         message: String,
     },
-    /// `[hypervisor] cmdline` is malformed.
+    /// `[hypervisor] cmdline` cannot be written into grub.cfg.
     #[error("[hypervisor] cmdline: {0}")]
     HypervisorCmdline(SyntaxError),
-    /// An option of one VM is malformed.
+    /// A value of one VM cannot be written into grub.cfg as it is.
     #[error("vm {vm:?}: {key}: {reason}")]
     InvalidOption {
         /// The VM's name (or its position, when the name itself is bad).
@@ -158,6 +172,26 @@ pub enum ConfigError {
         key: &'static str,
         /// What is wrong with it.
         reason: SyntaxError,
+    },
+    /// The kernel's option parser refuses the VM's module line.
+    #[error("vm {vm:?}: {reason} (module line \"{line}\")")]
+    Refused {
+        /// The VM's name.
+        vm: String,
+        /// The kernel's reason.
+        reason: String,
+        /// The module line as the kernel would see it.
+        line: String,
+    },
+    /// The kernel's loader refuses the VM's image.
+    #[error("vm {vm:?}: {reason} (image {}); the kernel would not create this VM", path.display())]
+    ImageRefused {
+        /// The VM's name.
+        vm: String,
+        /// The image.
+        path: PathBuf,
+        /// The kernel's reason.
+        reason: String,
     },
     /// A required option is absent.
     #[error("vm {vm:?}: {key} is required for role = \"vm\"")]
@@ -183,48 +217,38 @@ pub enum ConfigError {
         /// The resolved path that does not exist.
         path: PathBuf,
     },
+    /// The image path names a directory (or another non-file).
+    #[error("vm {vm:?}: image {} is a directory, not a file", path.display())]
+    ImageIsDirectory {
+        /// The VM's name.
+        vm: String,
+        /// The resolved path.
+        path: PathBuf,
+    },
+    /// The image exists but cannot be read.
+    #[error("vm {vm:?}: cannot read image {}: {error}", path.display())]
+    ImageUnreadable {
+        /// The VM's name.
+        vm: String,
+        /// The resolved path.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
     /// Two entries share a name.
     #[error("vm {name:?} is defined more than once (names must be unique)")]
     DuplicateName {
         /// The repeated name.
         name: String,
     },
-    /// `initrd=` names no data module.
-    #[error("vm {vm:?}: initrd {initrd:?} {problem}")]
-    BadInitrd {
-        /// The VM's name.
-        vm: String,
-        /// The referenced name.
-        initrd: String,
-        /// What is wrong with the reference.
-        problem: InitrdProblem,
-    },
-}
-
-/// Why an `initrd=` reference is unusable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InitrdProblem {
-    /// No `[[vm]]` has that name.
-    NoSuchModule,
-    /// The named module is a VM, not data.
-    NotData,
-}
-
-impl fmt::Display for InitrdProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::NoSuchModule => "names no [[vm]] entry",
-            Self::NotData => "names a module without role = \"data\"",
-        })
-    }
 }
 
 impl Config {
     /// Reads and validates a config file; image paths are relative to its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, base, path)
@@ -239,6 +263,8 @@ impl Config {
         })?;
         let hypervisor_cmdline = options::command_line_words(&raw.hypervisor.cmdline)
             .map_err(ConfigError::HypervisorCmdline)?;
+        let (_, warnings) = HypervisorOptions::parse(&hypervisor_cmdline.join(" "));
+        let hypervisor_warnings = warnings.iter().map(ToString::to_string).collect();
 
         let mut vms = Vec::with_capacity(raw.vm.len());
         let mut names = HashSet::new();
@@ -249,9 +275,9 @@ impl Config {
             }
             vms.push(vm);
         }
-        check_initrd_references(&vms)?;
         Ok(Config {
             hypervisor_cmdline,
+            hypervisor_warnings,
             vms,
         })
     }
@@ -269,7 +295,8 @@ fn validate_vm(raw: RawVm, index: usize, base: &Path) -> Result<VmSpec, ConfigEr
             .map(|n| n.split('.').next().unwrap_or(n).to_owned())
             .unwrap_or_default(),
     };
-    options::vm_name(&name).map_err(|reason| ConfigError::InvalidOption {
+    // GRUB safety first; whether it is a good name is the kernel's parser's call.
+    options::plain_token(&name).map_err(|reason| ConfigError::InvalidOption {
         vm: if name.is_empty() {
             format!("#{}", index + 1)
         } else {
@@ -282,132 +309,117 @@ fn validate_vm(raw: RawVm, index: usize, base: &Path) -> Result<VmSpec, ConfigEr
         let vm = name.clone();
         move |reason: SyntaxError| ConfigError::InvalidOption { vm, key, reason }
     };
-
-    let role = raw
-        .role
-        .as_deref()
-        .map(Role::parse)
-        .transpose()
-        .map_err(invalid("role"))?
-        .unwrap_or(Role::Vm);
-    let mem = raw
-        .mem
-        .as_ref()
-        .map(options::memory_size_value)
-        .transpose()
-        .map_err(invalid("mem"))?;
-    let format = raw
-        .format
-        .as_deref()
-        .map(Format::parse)
-        .transpose()
-        .map_err(invalid("format"))?;
-    let load = raw
-        .load
-        .as_ref()
-        .map(options::address_value)
-        .transpose()
-        .map_err(invalid("load"))?;
-    let entry = raw
-        .entry
-        .as_ref()
-        .map(options::address_value)
-        .transpose()
-        .map_err(invalid("entry"))?;
-    let mode = raw
-        .mode
-        .as_deref()
-        .map(Mode::parse)
-        .transpose()
-        .map_err(invalid("mode"))?;
-    let cpu = raw
-        .cpu
-        .as_ref()
-        .map(options::cpu_value)
-        .transpose()
-        .map_err(invalid("cpu"))?;
-    let restart = raw
-        .restart
-        .as_deref()
-        .map(Restart::parse)
-        .transpose()
-        .map_err(invalid("restart"))?;
-    let initrd = raw
-        .initrd
-        .as_deref()
-        .map(|value| options::vm_name(value).map(str::to_owned))
-        .transpose()
-        .map_err(invalid("initrd"))?;
+    // In the order of the module line (grubcfg writes them so).
+    type Convert = fn(&NumberOrText) -> Result<String, SyntaxError>;
+    let fields: [(&'static str, &Option<NumberOrText>, Convert); 9] = [
+        ("role", &raw.role, options::value_text),
+        ("mem", &raw.mem, options::size_text),
+        ("format", &raw.format, options::value_text),
+        ("load", &raw.load, options::address_text),
+        ("entry", &raw.entry, options::address_text),
+        ("mode", &raw.mode, options::value_text),
+        ("cpu", &raw.cpu, options::value_text),
+        ("restart", &raw.restart, options::value_text),
+        ("initrd", &raw.initrd, options::value_text),
+    ];
+    let mut module_options = Vec::new();
+    for (key, value, convert) in fields {
+        if let Some(value) = value {
+            module_options.push((key, convert(value).map_err(invalid(key))?));
+        }
+    }
     let cmdline = raw
         .cmdline
         .as_deref()
         .map(options::command_line_words)
         .transpose()
-        .map_err(invalid("cmdline"))?;
+        .map_err(invalid("cmdline"))?
+        .unwrap_or_default();
+    let mut spec = VmSpec {
+        name,
+        image: base.join(&raw.image),
+        role: ModuleRole::Vm,
+        options: module_options,
+        cmdline,
+    };
 
-    match role {
-        Role::Vm if mem.is_none() => {
+    // The kernel's grammar: exactly what it will parse at boot.
+    let line = spec.kernel_cmdline();
+    let parsed = ModuleOptions::parse(&line).map_err(|error| ConfigError::Refused {
+        vm: spec.name.clone(),
+        reason: error.to_string(),
+        line: line.clone(),
+    })?;
+    spec.role = parsed.role;
+    match parsed.role {
+        ModuleRole::Vm if parsed.mem.is_none() => {
+            // The kernel would default to 16 MiB; a config says what it means.
             return Err(ConfigError::MissingOption {
-                vm: name,
+                vm: spec.name,
                 key: "mem",
-            })
+            });
         }
-        Role::Data => {
+        ModuleRole::Data => {
+            // The kernel ignores them on a data module; a config that sets them
+            // has most likely mistaken the role.
             let present = [
                 ("mem", raw.mem.is_some()),
                 ("format", raw.format.is_some()),
                 ("load", raw.load.is_some()),
                 ("entry", raw.entry.is_some()),
                 ("mode", raw.mode.is_some()),
-                ("cpu", raw.cpu.is_some()),
                 ("restart", raw.restart.is_some()),
-                ("initrd", raw.initrd.is_some()),
                 ("cmdline", raw.cmdline.is_some()),
             ];
             if let Some((key, _)) = present.iter().find(|(_, is_set)| *is_set) {
-                return Err(ConfigError::NotForData { vm: name, key });
+                return Err(ConfigError::NotForData { vm: spec.name, key });
             }
         }
-        Role::Vm => {}
+        ModuleRole::Vm => {}
     }
-
-    let image = base.join(&raw.image);
-    if !image.is_file() {
-        return Err(ConfigError::MissingImage {
-            vm: name,
-            path: image,
-        });
-    }
-
-    Ok(VmSpec {
-        name,
-        image,
-        role,
-        mem,
-        format,
-        load,
-        entry,
-        mode,
-        cpu,
-        restart,
-        initrd,
-        cmdline: cmdline.unwrap_or_default(),
-    })
+    check_image(&spec, &parsed)?;
+    Ok(spec)
 }
 
-fn check_initrd_references(vms: &[VmSpec]) -> Result<(), ConfigError> {
-    for vm in vms {
-        let Some(initrd) = &vm.initrd else { continue };
-        let problem = match vms.iter().find(|other| &other.name == initrd) {
-            None => InitrdProblem::NoSuchModule,
-            Some(other) if other.role != Role::Data => InitrdProblem::NotData,
-            Some(_) => continue,
-        };
-        return Err(ConfigError::BadInitrd {
-            vm: vm.name.clone(),
-            initrd: initrd.clone(),
-            problem,
+/// The image must be a non-empty file, and a VM's image must load into its
+/// `mem=` the way the kernel's loader will load it.
+fn check_image(spec: &VmSpec, parsed: &ModuleOptions) -> Result<(), ConfigError> {
+    let path = &spec.image;
+    let vm = || spec.name.clone();
+    let metadata = std::fs::metadata(path).map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => ConfigError::MissingImage {
+            vm: vm(),
+            path: path.clone(),
+        },
+        _ => ConfigError::ImageUnreadable {
+            vm: vm(),
+            path: path.clone(),
+            error,
+        },
+    })?;
+    if !metadata.is_file() {
+        return Err(ConfigError::ImageIsDirectory {
+            vm: vm(),
+            path: path.clone(),
         });
+    }
+    let refused = |error: loader::LoadError| ConfigError::ImageRefused {
+        vm: vm(),
+        path: path.clone(),
+        reason: error.to_string(),
+    };
+    match (parsed.role, parsed.mem) {
+        (ModuleRole::Vm, Some(ram)) => {
+            let image = std::fs::read(path).map_err(|error| ConfigError::ImageUnreadable {
+                vm: vm(),
+                path: path.clone(),
+                error,
+            })?;
+            loader::dry_run(&image, parsed, ram).map_err(refused)?;
+        }
+        // GRUB loads an empty data module, but nobody can use it.
+        _ if metadata.len() == 0 => return Err(refused(loader::LoadError::EmptyImage)),
+        _ => {}
     }
     Ok(())
 }

@@ -97,6 +97,12 @@ pub const OVMF: &[Need] = &[
     },
 ];
 
+/// OVMF as the single flash image that Bochs maps.
+pub const OVMF_BOCHS: &[Need] = &[Need::File {
+    path: crate::engine::OVMF_COMBINED,
+    package: "ovmf",
+}];
+
 /// Bochs with its BIOS images, its terminal display and `script` to give it a terminal.
 pub const BOCHS: &[Need] = &[
     Need::Program {
@@ -190,10 +196,16 @@ fn ensure_with(needs: &[Need], may_install: bool) -> Result<()> {
     Ok(())
 }
 
+/// apt-get's options to wait up to 10 minutes for a lock another apt holds.
+const APT_LOCK_WAIT: &[&str] = &["-o", "DPkg::Lock::Timeout=600"];
+
 fn apt_get(args: &[&str]) -> Result<()> {
     // apt's output goes to stderr: stdout belongs to the console transcript
     // (or to the kernel path that `tessera kernel` prints).
+    // Another apt-get (unattended-upgrades, a second tool run) may hold the
+    // dpkg lock for a while: wait for it rather than fail at once.
     let status = Command::new("apt-get")
+        .args(APT_LOCK_WAIT)
         .args(args)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .stdin(Stdio::null())
@@ -212,7 +224,7 @@ mod tests {
 
     /// Every Debian package the host tool can ask for.
     fn all_packages() -> BTreeSet<&'static str> {
-        [ISO, QEMU, OVMF, BOCHS, MAKE]
+        [ISO, QEMU, OVMF, OVMF_BOCHS, BOCHS, MAKE]
             .iter()
             .flat_map(|needs| needs.iter().map(|need| need.package()))
             .collect()
@@ -232,6 +244,9 @@ mod tests {
             assert!(listed, "scripts/install-deps.sh does not install {package}");
         }
         assert!(repository_file(".ci/run").contains("scripts/install-deps.sh"));
+        // Both wait for a dpkg lock that another apt-get holds.
+        assert!(script.contains("DPkg::Lock::Timeout=600"));
+        assert_eq!(APT_LOCK_WAIT, ["-o", "DPkg::Lock::Timeout=600"]);
     }
 
     #[test]

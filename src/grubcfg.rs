@@ -6,7 +6,7 @@
 //! [`VmSpec`] by hand — can smuggle GRUB syntax into the boot menu.
 
 use crate::config::{Config, VmSpec};
-use crate::options::{self, Role};
+use crate::options;
 
 /// The template, compiled into the tool so that an installed binary needs no
 /// repository checkout to make an ISO.
@@ -85,8 +85,8 @@ pub fn render(template: &str, config: &Config) -> Result<String, RenderError> {
     Ok(out)
 }
 
-/// The `module2` line for one VM: path, `name=`, the other options in a fixed
-/// order, then `--` and the guest's command line.
+/// The `module2` line for one VM: path, `name=`, the other options in the
+/// config's fixed order, then `--` and the guest's command line.
 pub fn module_line(vm: &VmSpec) -> Result<String, RenderError> {
     let file_name = vm.iso_file_name();
     let mut line = format!(
@@ -99,19 +99,12 @@ pub fn module_line(vm: &VmSpec) -> Result<String, RenderError> {
         }
         Ok(())
     };
+    // The same words, in the same order, as `VmSpec::kernel_cmdline`, which the
+    // config checked with the kernel's parser.
     option("name", Some(&vm.name))?;
-    option(
-        "role",
-        (vm.role == Role::Data).then_some(Role::Data.keyword()),
-    )?;
-    option("mem", vm.mem.as_deref())?;
-    option("format", vm.format.map(|f| f.keyword()))?;
-    option("load", vm.load.as_deref())?;
-    option("entry", vm.entry.as_deref())?;
-    option("mode", vm.mode.map(|m| m.keyword()))?;
-    option("cpu", vm.cpu.as_deref())?;
-    option("restart", vm.restart.map(|r| r.keyword()))?;
-    option("initrd", vm.initrd.as_deref())?;
+    for (key, value) in &vm.options {
+        option(key, Some(value))?;
+    }
     if !vm.cmdline.is_empty() {
         line.push_str(" -- ");
         line.push_str(&command_line(
@@ -172,22 +165,15 @@ fn leftover_placeholder(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::{Format, Mode, Restart};
     use std::path::PathBuf;
+    use tessera_kernel::options::ModuleRole;
 
     fn vm(name: &str, image: &str, mem: &str) -> VmSpec {
         VmSpec {
             name: name.into(),
             image: PathBuf::from(image),
-            role: Role::Vm,
-            mem: Some(mem.into()),
-            format: None,
-            load: None,
-            entry: None,
-            mode: None,
-            cpu: None,
-            restart: None,
-            initrd: None,
+            role: ModuleRole::Vm,
+            options: vec![("mem", mem.into())],
             cmdline: vec![],
         }
     }
@@ -202,6 +188,7 @@ mod tests {
         beta.cmdline = words("guest args here");
         let config = Config {
             hypervisor_cmdline: words("log=debug timeslice=10ms"),
+            hypervisor_warnings: vec![],
             vms: vec![vm("alpha", "/x/alpha.bin", "1M"), beta],
         };
         let cfg = render(TEMPLATE, &config).unwrap();
@@ -222,6 +209,7 @@ mod tests {
     fn zero_vms_and_an_empty_cmdline_leave_clean_lines() {
         let config = Config {
             hypervisor_cmdline: vec![],
+            hypervisor_warnings: vec![],
             vms: vec![],
         };
         let cfg = render(TEMPLATE, &config).unwrap();
@@ -232,23 +220,29 @@ mod tests {
     }
 
     #[test]
-    fn options_come_in_a_fixed_order() {
+    fn options_come_in_the_configs_order() {
         let mut spec = vm("k", "/x/k", "8M");
-        spec.restart = Some(Restart::OnCrash);
-        spec.initrd = Some("rootfs".into());
-        spec.mode = Some(Mode::Long);
-        spec.format = Some(Format::Raw);
-        spec.cpu = Some("1".into());
-        spec.entry = Some("0x100010".into());
-        spec.load = Some("0x100000".into());
+        spec.options.extend([
+            ("format", "raw".into()),
+            ("load", "0x100000".into()),
+            ("entry", "0x100010".into()),
+            ("mode", "long".into()),
+            ("restart", "on-crash".into()),
+        ]);
+        spec.cmdline = words("a b");
         assert_eq!(
             module_line(&spec).unwrap(),
             "module2 /guests/k name=k mem=8M format=raw load=0x100000 entry=0x100010 \
-             mode=long cpu=1 restart=on-crash initrd=rootfs"
+             mode=long restart=on-crash -- a b"
+        );
+        assert_eq!(
+            format!("module2 /guests/k {}", spec.kernel_cmdline()),
+            module_line(&spec).unwrap(),
+            "grub.cfg and the line the config checked with the kernel's parser differ"
         );
         let data = VmSpec {
-            role: Role::Data,
-            mem: None,
+            role: ModuleRole::Data,
+            options: vec![("role", "data".into())],
             ..vm("rootfs", "/x/rootfs.cpio.gz", "")
         };
         assert_eq!(
@@ -274,7 +268,7 @@ mod tests {
             module_line(&spec),
             Err(RenderError::UnsafeValue { .. })
         ));
-        spec.mem = Some("1M".into());
+        spec.options = vec![("mem", "1M".into())];
         spec.cmdline = vec!["x' ; reboot ; echo '".into()];
         assert!(matches!(
             module_line(&spec),
@@ -293,6 +287,7 @@ mod tests {
         ));
         let config = Config {
             hypervisor_cmdline: vec!["log=info\n}\nmenuentry x {".into()],
+            hypervisor_warnings: vec![],
             vms: vec![],
         };
         assert!(matches!(
@@ -305,6 +300,7 @@ mod tests {
     fn template_placeholders_are_checked() {
         let config = Config {
             hypervisor_cmdline: vec![],
+            hypervisor_warnings: vec![],
             vms: vec![],
         };
         assert_eq!(

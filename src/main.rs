@@ -21,12 +21,13 @@ mod workspace;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Parser;
 
 use crate::boot::BootOptions;
 use crate::cli::{BootFlags, Cli, Commands};
 use crate::config::Config;
+use crate::engine::{EngineChoice, HostVirtualization};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -49,7 +50,7 @@ fn run(command: Commands) -> Result<u8> {
         }
         Commands::Iso(args) => {
             // The config and the host tools are checked before the (slow) kernel build.
-            let config = Config::load(&args.config)?;
+            let config = load_config(&args.config)?;
             deps::ensure(deps::ISO)?;
             let kernel = match args.kernel {
                 Some(kernel) => kernel,
@@ -60,11 +61,17 @@ fn run(command: Commands) -> Result<u8> {
         }
         Commands::Boot(args) => boot_iso(&args.iso, &args.flags),
         Commands::Bench(args) => {
+            // Known before anything is built: the bench guest must run.
+            if let Ok(engine) = engine::resolve(args.engine, HostVirtualization::probe()) {
+                if let Some(why) = engine.cannot_run_guests() {
+                    bail!("bench cannot use --engine {}: {why}", engine.name());
+                }
+            }
             let root = workspace::root()?;
             deps::ensure(deps::ISO)?;
             let kernel = workspace::build_kernel(&root)?;
             workspace::build_guest_blobs(&root)?;
-            let config = Config::load(&root.join("guest-blobs").join("bench.toml"))?;
+            let config = load_config(&root.join("guest-blobs").join("bench.toml"))?;
             let target = workspace::target_dir(&root);
             let out = target.join("tessera-bench.iso");
             iso::build(&config, &kernel, &out)?;
@@ -81,7 +88,8 @@ fn run(command: Commands) -> Result<u8> {
             }
             let transcript = std::fs::read_to_string(&log)?;
             let engine = match args.engine {
-                crate::engine::EngineChoice::Bochs => "bochs",
+                EngineChoice::Bochs => "bochs",
+                EngineChoice::BochsUefi => "bochs-uefi",
                 _ => "the chosen engine",
             };
             print!("{}", bench::report(&bench::parse(&transcript), engine)?);
@@ -93,12 +101,24 @@ fn run(command: Commands) -> Result<u8> {
             let kernel = workspace::build_kernel(&root)?;
             workspace::build_guest_blobs(&root)?;
             // Loaded after `make`, which writes the images it names.
-            let config = Config::load(&root.join("guest-blobs").join("demo.toml"))?;
+            let config = load_config(&root.join("guest-blobs").join("demo.toml"))?;
             let out = workspace::target_dir(&root).join("tessera-demo.iso");
             iso::build(&config, &kernel, &out)?;
             boot_iso(&out, &flags)
         }
     }
+}
+
+/// Reads and checks a VM config, and says what the kernel will warn about.
+fn load_config(path: &Path) -> Result<Config> {
+    let config = Config::load(path)?;
+    for warning in &config.hypervisor_warnings {
+        eprintln!(
+            "tessera: warning: {}: [hypervisor] cmdline: {warning} (the kernel boots with the default)",
+            path.display()
+        );
+    }
+    Ok(config)
 }
 
 fn boot_iso(iso: &Path, flags: &BootFlags) -> Result<u8> {

@@ -12,6 +12,12 @@ pub const CRASH_MARKER: &str = "tessera: CRASH";
 pub const PANIC_MARKER: &str = "tessera: PANIC";
 /// Part of the kernel's banner, the first thing it prints.
 pub const BANNER_MARKER: &str = "tessera v";
+/// Ends the kernel's line for a module that did not become a VM (a bad
+/// option, an image the loader refuses, too little memory, …).
+pub const VM_REFUSED_MARKER: &str = "VM not created";
+/// Starts the kernel's line when it cannot run any guest (no VMX, or VMX
+/// locked off by the firmware); it then goes idle.
+pub const CANNOT_RUN_GUESTS_MARKER: &str = "tessera: cannot run guests:";
 /// GRUB's prompt after a menu entry failed; it then waits for a key forever.
 pub const GRUB_GAVE_UP_MARKER: &str = "Press any key to continue";
 
@@ -73,6 +79,97 @@ impl ControlStripper {
     }
 }
 
+/// Removes the second copy of GRUB's lines that UEFI firmware mirrors.
+///
+/// On UEFI, GRUB writes each message twice to COM1: once through its own
+/// serial terminal and once through the EFI console, which OVMF copies to the
+/// serial port too. The copies arrive as a repeated line or, when GRUB wrote
+/// no newline in between, as one line holding the text twice ("Booting
+/// `tessera'Booting `tessera'"). Only what comes before the kernel's banner is
+/// touched (after it, GRUB is gone) and only the display: the raw log and the
+/// verdict see every byte. Before the banner, text is held until its line
+/// ends; [`MirrorFilter::finish`] lets out the rest.
+#[derive(Debug, Default)]
+pub struct MirrorFilter {
+    partial: String,
+    last: Option<String>,
+    blank_run: bool,
+    banner_seen: bool,
+}
+
+impl MirrorFilter {
+    /// Appends to `out` what of `text` (cleaned text) is worth showing.
+    pub fn filter(&mut self, text: &str, out: &mut String) {
+        if self.banner_seen {
+            out.push_str(text);
+            return;
+        }
+        let mut rest = text;
+        while let Some(newline) = rest.find('\n') {
+            self.partial.push_str(&rest[..newline]);
+            let line = std::mem::take(&mut self.partial);
+            rest = &rest[newline + 1..];
+            if line.contains(BANNER_MARKER) {
+                self.banner_seen = true;
+                out.push_str(&line);
+                out.push('\n');
+                out.push_str(rest);
+                return;
+            }
+            self.line(&line, out);
+        }
+        self.partial.push_str(rest);
+    }
+
+    fn line(&mut self, line: &str, out: &mut String) {
+        let line = undouble(line);
+        if line.trim().is_empty() {
+            // The copies double the blank lines too.
+            if !self.blank_run {
+                out.push('\n');
+            }
+            self.blank_run = true;
+            return;
+        }
+        self.blank_run = false;
+        if self.last.as_deref() == Some(line) {
+            return;
+        }
+        self.last = Some(line.to_owned());
+        out.push_str(line);
+        out.push('\n');
+    }
+
+    /// Lets out a held unterminated line (the emulator has stopped, or GRUB
+    /// waits at its prompt).
+    pub fn finish(&mut self, out: &mut String) {
+        out.push_str(&std::mem::take(&mut self.partial));
+    }
+
+    /// The unterminated text held back so far.
+    #[cfg(test)]
+    pub fn pending(&self) -> &str {
+        &self.partial
+    }
+}
+
+/// `XX` → `X` when X has a letter in it, keeping leading blanks (only the
+/// first copy is indented); anything else unchanged.
+fn undouble(line: &str) -> &str {
+    let body = line.trim_start();
+    let indent = line.len() - body.len();
+    let half = body.len() / 2;
+    if body.len().is_multiple_of(2)
+        && body.is_char_boundary(half)
+        && body[..half] == body[half..]
+        && body[..half].chars().any(char::is_alphabetic)
+    {
+        &line[..indent + half]
+    } else {
+        line
+    }
+}
+
 /// What the transcript has shown so far, line by line.
 #[derive(Debug, Default, Clone)]
 pub struct Transcript {
@@ -82,6 +179,8 @@ pub struct Transcript {
     crash: Option<String>,
     bootloader_errors: Vec<String>,
     bootloader_gave_up: bool,
+    refused: Vec<String>,
+    cannot_run_guests: Option<String>,
 }
 
 impl Transcript {
@@ -124,6 +223,16 @@ impl Transcript {
         if line.contains(BANNER_MARKER) {
             self.banner_seen = true;
         }
+        if self.banner_seen {
+            if line.contains(VM_REFUSED_MARKER) {
+                self.refused.push(line.trim().to_owned());
+            }
+            if let Some(at) = line.find(CANNOT_RUN_GUESTS_MARKER) {
+                let reason = line[at + CANNOT_RUN_GUESTS_MARKER.len()..].trim();
+                self.cannot_run_guests
+                    .get_or_insert_with(|| reason.to_owned());
+            }
+        }
         if !self.banner_seen {
             let trimmed = line.trim();
             // GRUB repeats "you need to load the kernel first" for every later command.
@@ -159,6 +268,13 @@ impl Transcript {
             };
         }
         match (&self.power_off, emulator_exited) {
+            // A clean power-off is only a success if the guests it was given ran.
+            (Some(_), true) if self.cannot_run_guests.is_some() => Verdict::NoGuestCouldRun {
+                reason: self.cannot_run_guests.clone().unwrap_or_default(),
+            },
+            (Some(_), true) if !self.refused.is_empty() => Verdict::VmsRefused {
+                lines: self.refused.clone(),
+            },
             (Some(line), true) => Verdict::PoweredOff {
                 reason: power_off_reason(line),
             },
@@ -174,6 +290,18 @@ pub enum Verdict {
     /// The kernel said it was powering off and the emulator has exited: success.
     PoweredOff {
         /// The reason in parentheses on the power-off line, if any.
+        reason: String,
+    },
+    /// The hypervisor powered off cleanly, but refused at least one module
+    /// ("VM not created"); the other VMs ran.
+    VmsRefused {
+        /// The kernel's lines naming each refused module and the reason.
+        lines: Vec<String>,
+    },
+    /// The hypervisor powered off cleanly without running any guest: the
+    /// machine offers no usable hardware virtualization (QEMU TCG has no VMX).
+    NoGuestCouldRun {
+        /// The kernel's reason.
         reason: String,
     },
     /// The power-off line is there but the emulator still runs.
@@ -328,6 +456,94 @@ mod tests {
     fn kernel_text_after_the_banner_is_not_taken_for_grub() {
         let t = transcript("tessera v0.1.0\nshell: Press any key to continue\n");
         assert_eq!(t.verdict(false), Verdict::Incomplete);
+    }
+
+    #[test]
+    fn a_refused_module_is_not_a_clean_run() {
+        let t = transcript(
+            "tessera v0.1.0\n\
+             [ERROR] vm toolarge: segment 0x100000..0x101e75 does not fit in 64 KiB of guest RAM; VM not created\n\
+             [ERROR] module 6 (\"name=odd mem=1M colour=blue\"): unknown option `colour`; VM not created\n\
+             tessera: all VMs have stopped\ntessera: powering off (every VM has stopped)\n",
+        );
+        match t.verdict(true) {
+            Verdict::VmsRefused { lines } => {
+                assert_eq!(lines.len(), 2);
+                assert!(lines[0].starts_with("[ERROR] vm toolarge: segment"));
+                assert!(lines[1].contains("unknown option `colour`"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Still running: the power-off is pending, whatever came before.
+        assert_eq!(t.verdict(false), Verdict::PoweringOff);
+    }
+
+    #[test]
+    fn no_vmx_is_not_a_clean_run() {
+        let t = transcript(
+            "tessera v0.1.0\n\
+             tessera: cannot run guests: this CPU has no VMX (CPUID.1:ECX.VMX = 0)\n\
+             tessera: powering off (no hardware virtualization to run guests with)\n",
+        );
+        assert_eq!(
+            t.verdict(true),
+            Verdict::NoGuestCouldRun {
+                reason: "this CPU has no VMX (CPUID.1:ECX.VMX = 0)".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_crash_wins_over_refusals_and_grub_text_is_not_the_kernels() {
+        let t = transcript(
+            "tessera v0.1.0\nx; VM not created\ntessera: PANIC boom\ntessera: powering off\n",
+        );
+        assert!(matches!(t.verdict(true), Verdict::Crashed { .. }));
+        // Before the banner nothing is the kernel's.
+        let t = transcript("VM not created\ntessera v0.1.0\ntessera: powering off\n");
+        assert!(matches!(t.verdict(true), Verdict::PoweredOff { .. }));
+    }
+
+    fn unmirror(chunks: &[&str]) -> String {
+        let mut filter = MirrorFilter::default();
+        let mut out = String::new();
+        for chunk in chunks {
+            filter.filter(chunk, &mut out);
+        }
+        filter.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn ovmf_mirrored_grub_lines_are_shown_once() {
+        // As qemu-uefi and bochs-uefi transcripts show them, after stripping.
+        let mirrored = "Welcome to GRUB!\n\n    Booting `tessera'Booting `tessera'\n\n\n\n\
+            WARNING: no console will be available to OSWARNING: no console will be available to OS\n\n\
+            error: no suitable video mode found.\nerror: no suitable video mode found.\n\n\
+            tessera v0.1.0 - bare-metal\nboot: ok\nboot: ok\n";
+        assert_eq!(
+            unmirror(&[mirrored]),
+            "Welcome to GRUB!\n\n    Booting `tessera'\n\n\
+             WARNING: no console will be available to OS\n\n\
+             error: no suitable video mode found.\n\n\
+             tessera v0.1.0 - bare-metal\nboot: ok\nboot: ok\n"
+        );
+        // Split anywhere, the same.
+        let (a, b) = mirrored.split_at(37);
+        assert_eq!(unmirror(&[a, b]), unmirror(&[mirrored]));
+    }
+
+    #[test]
+    fn the_mirror_filter_leaves_other_text_alone() {
+        assert_eq!(unmirror(&["== x ==\n", "1212\n"]), "== x ==\n1212\n");
+        // GRUB's last prompt has no newline: held, then let out at the end.
+        let mut filter = MirrorFilter::default();
+        let mut out = String::new();
+        filter.filter("error: x\nPress any key to continue...", &mut out);
+        assert_eq!(out, "error: x\n");
+        assert_eq!(filter.pending(), "Press any key to continue...");
+        filter.finish(&mut out);
+        assert!(out.ends_with("continue..."));
     }
 
     #[test]

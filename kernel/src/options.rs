@@ -256,11 +256,12 @@ pub struct ModuleOptions {
     pub entry: Option<u64>,
     /// `mode=`
     pub mode: Option<CpuMode>,
-    /// `cpu=`
+    /// `cpu=`: refused for now (every VM runs on the boot CPU), so always `None`.
     pub cpu: Option<u32>,
     /// `restart=`
     pub restart: RestartPolicy,
-    /// `initrd=`, the name of a data module.
+    /// `initrd=`, the name of a data module: refused until the Linux loader
+    /// exists, so always `None`.
     pub initrd: Option<String>,
     /// `role=`
     pub role: ModuleRole,
@@ -284,6 +285,18 @@ pub enum ModuleOptionError {
     },
     /// The same option twice.
     Repeated(&'static str),
+    /// An option of the boot contract that tessera does not implement yet.
+    /// Refused rather than ignored, so that nobody believes it took effect.
+    NotSupportedYet {
+        /// The option's name.
+        option: &'static str,
+        /// Why not, and what brings it.
+        reason: &'static str,
+    },
+    /// The command line is not UTF-8: the boot code puts U+FFFD (the
+    /// replacement character) where the bad bytes were, see [`lossy_cmdline`].
+    /// Refused as a whole, since no option of such a line can be trusted.
+    NotUtf8,
 }
 
 impl fmt::Display for ModuleOptionError {
@@ -296,6 +309,13 @@ impl fmt::Display for ModuleOptionError {
                 expected,
             } => write!(f, "bad value `{}={}`: expected {}", option, value, expected),
             ModuleOptionError::Repeated(option) => write!(f, "option `{}` given twice", option),
+            ModuleOptionError::NotSupportedYet { option, reason } => {
+                write!(f, "{}= is not supported yet: {}", option, reason)
+            }
+            ModuleOptionError::NotUtf8 => f.write_str(
+                "the module's command line is not valid UTF-8 \
+                 (each bad byte is shown as \u{FFFD})",
+            ),
         }
     }
 }
@@ -315,6 +335,9 @@ pub fn is_valid_name(name: &str) -> bool {
 impl ModuleOptions {
     /// Parses a module's command line: `[path] key=value ... [-- guest command line]`.
     pub fn parse(cmdline: &str) -> Result<ModuleOptions, ModuleOptionError> {
+        if cmdline.contains(char::REPLACEMENT_CHARACTER) {
+            return Err(ModuleOptionError::NotUtf8);
+        }
         let (own, guest) = split_guest_cmdline(cmdline);
         let mut options = ModuleOptions {
             path: None,
@@ -350,8 +373,13 @@ impl ModuleOptions {
                 "restart" => "restart",
                 "initrd" => "initrd",
                 "role" => "role",
+                "modules" => "modules",
+                "debug-exit" => "debug-exit",
                 _ => return Err(ModuleOptionError::Unknown(key.to_string())),
             };
+            if let Some(reason) = not_supported_yet(option) {
+                return Err(ModuleOptionError::NotSupportedYet { option, reason });
+            }
             if seen.contains(&option) {
                 return Err(ModuleOptionError::Repeated(option));
             }
@@ -399,12 +427,6 @@ impl ModuleOptions {
                         _ => return Err(bad("real|protected|long")),
                     })
                 }
-                "cpu" => {
-                    let cpu = parse_number(value)
-                        .and_then(|n| u32::try_from(n).ok())
-                        .ok_or_else(|| bad("a CPU number"))?;
-                    options.cpu = Some(cpu);
-                }
                 "restart" => {
                     options.restart = match value {
                         "never" => RestartPolicy::Never,
@@ -413,12 +435,6 @@ impl ModuleOptions {
                         _ => return Err(bad("never|always|on-crash")),
                     }
                 }
-                "initrd" => {
-                    if !is_valid_name(value) {
-                        return Err(bad("the name of a data module"));
-                    }
-                    options.initrd = Some(value.to_string());
-                }
                 "role" => {
                     options.role = match value {
                         "vm" => ModuleRole::Vm,
@@ -426,7 +442,7 @@ impl ModuleOptions {
                         _ => return Err(bad("vm|data")),
                     }
                 }
-                _ => unreachable!("every option name is matched above"),
+                _ => unreachable!("every option name is matched above or not supported yet"),
             }
         }
         Ok(options)
@@ -447,6 +463,77 @@ impl ModuleOptions {
         }
         alloc::format!("module{}", index)
     }
+}
+
+/// Why a module option of the boot contract is refused for now, or `None`
+/// when it is implemented. The host tool shows the same words.
+pub fn not_supported_yet(option: &str) -> Option<&'static str> {
+    match option {
+        "cpu" => Some("tessera runs every VM on the boot CPU until SMP support comes"),
+        "initrd" => Some("Linux guests come with the Linux loader"),
+        "modules" => Some("Multiboot guests come with the Multiboot loader"),
+        "debug-exit" => Some("the debug-exit device comes with the virtual PC"),
+        _ => None,
+    }
+}
+
+/// Writes `bytes` (a command line from the bootloader) into `out` as UTF-8,
+/// with U+FFFD in place of every byte that is not part of valid UTF-8, and
+/// returns how many bytes of `out` it used.
+///
+/// The kernel cannot just drop a command line that is not UTF-8: the module
+/// would silently lose its options. With the replacement character in it,
+/// [`ModuleOptions::parse`] refuses the line and the operator sees where the
+/// bad bytes were. When `out` is too small the text is cut at a character
+/// boundary and ends in U+FFFD (if `out` holds at least 3 bytes), so that a
+/// cut line is never taken for a whole one.
+pub fn lossy_cmdline(bytes: &[u8], out: &mut [u8]) -> usize {
+    const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+    let mut used = 0;
+    let mut rest = bytes;
+    let mut truncated = false;
+    while !rest.is_empty() {
+        let (valid, skip) = match core::str::from_utf8(rest) {
+            Ok(text) => (text.len(), 0),
+            Err(error) => (
+                error.valid_up_to(),
+                error
+                    .error_len()
+                    .unwrap_or(rest.len() - error.valid_up_to()),
+            ),
+        };
+        // Cut the valid part at a character boundary if it does not fit.
+        let room = out.len() - used;
+        let mut take = valid.min(room);
+        while take < valid && take > 0 && (rest[take] & 0xc0) == 0x80 {
+            take -= 1;
+        }
+        out[used..used + take].copy_from_slice(&rest[..take]);
+        used += take;
+        if take < valid {
+            truncated = true;
+            break;
+        }
+        if skip > 0 {
+            if out.len() - used < REPLACEMENT.len() {
+                truncated = true;
+                break;
+            }
+            out[used..used + REPLACEMENT.len()].copy_from_slice(REPLACEMENT);
+            used += REPLACEMENT.len();
+        }
+        rest = &rest[valid + skip..];
+    }
+    if truncated && out.len() >= REPLACEMENT.len() {
+        // Make room for a final U+FFFD by dropping whole characters.
+        let mut end = used.min(out.len() - REPLACEMENT.len());
+        while end > 0 && end < used && (out[end] & 0xc0) == 0x80 {
+            end -= 1;
+        }
+        out[end..end + REPLACEMENT.len()].copy_from_slice(REPLACEMENT);
+        used = end + REPLACEMENT.len();
+    }
+    used
 }
 
 /// Splits `own options -- guest command line` at the first standalone `--`.
@@ -519,7 +606,7 @@ mod tests {
     #[test]
     fn module_options_full() {
         let options = ModuleOptions::parse(
-            "/guests/vmlinuz name=linux mem=128M format=linux restart=on-crash initrd=rootfs cpu=1 -- console=ttyS0 quiet -- x",
+            "/guests/vmlinuz name=linux mem=128M format=linux restart=on-crash -- console=ttyS0 quiet -- x",
         )
         .unwrap();
         assert_eq!(options.path.as_deref(), Some("/guests/vmlinuz"));
@@ -527,9 +614,75 @@ mod tests {
         assert_eq!(options.mem, Some(128 << 20));
         assert_eq!(options.format, ImageFormat::Linux);
         assert_eq!(options.restart, RestartPolicy::OnCrash);
-        assert_eq!(options.initrd.as_deref(), Some("rootfs"));
-        assert_eq!(options.cpu, Some(1));
+        assert_eq!(options.initrd, None);
+        assert_eq!(options.cpu, None);
         assert_eq!(options.guest_cmdline, "console=ttyS0 quiet -- x");
+    }
+
+    #[test]
+    fn options_not_implemented_yet_are_refused_with_the_reason() {
+        assert_eq!(
+            ModuleOptions::parse("name=linux mem=128M initrd=rootfs")
+                .unwrap_err()
+                .to_string(),
+            "initrd= is not supported yet: Linux guests come with the Linux loader"
+        );
+        let error = ModuleOptions::parse("name=a mem=1M cpu=1").unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ModuleOptionError::NotSupportedYet { option: "cpu", .. }
+            ),
+            "{:?}",
+            error
+        );
+        assert!(error.to_string().starts_with("cpu= is not supported yet: "));
+        // Whatever the value: the option itself is what is missing.
+        assert!(ModuleOptions::parse("cpu=lots").is_err());
+        for option in ["modules=a,b", "debug-exit=0xf4"] {
+            let error = ModuleOptions::parse(option).unwrap_err();
+            assert!(
+                error.to_string().contains("is not supported yet"),
+                "{}: {}",
+                option,
+                error
+            );
+        }
+        // After `--` they are the guest's words, not tessera's options.
+        assert!(ModuleOptions::parse("mem=1M -- initrd=x cpu=1").is_ok());
+    }
+
+    #[test]
+    fn a_command_line_that_was_not_utf8_is_refused() {
+        let mut buffer = [0u8; 64];
+        let used = lossy_cmdline(b"name=caf\xe9 mem=1M", &mut buffer);
+        let text = core::str::from_utf8(&buffer[..used]).unwrap();
+        assert_eq!(text, "name=caf\u{FFFD} mem=1M");
+        assert_eq!(ModuleOptions::parse(text), Err(ModuleOptionError::NotUtf8));
+        // Also when the bad bytes are only in the guest's part.
+        let used = lossy_cmdline(b"name=a mem=1M -- \xff\xfe", &mut buffer);
+        let text = core::str::from_utf8(&buffer[..used]).unwrap();
+        assert_eq!(text, "name=a mem=1M -- \u{FFFD}\u{FFFD}");
+        assert_eq!(ModuleOptions::parse(text), Err(ModuleOptionError::NotUtf8));
+        assert!(ModuleOptionError::NotUtf8
+            .to_string()
+            .contains("not valid UTF-8"));
+    }
+
+    #[test]
+    fn lossy_command_lines_fit_their_buffer() {
+        let mut small = [0u8; 8];
+        // Cut: still valid UTF-8, and marked with U+FFFD at the end.
+        let used = lossy_cmdline(b"name=\xc3\xa9\xc3\xa9\xc3\xa9\xff", &mut small);
+        let text = core::str::from_utf8(&small[..used]).unwrap();
+        assert!(text.ends_with('\u{FFFD}'), "{:?}", text);
+        assert!(used <= small.len());
+        let mut buffer = [0u8; 32];
+        let used = lossy_cmdline(b"\xe9\x80", &mut buffer);
+        assert_eq!(core::str::from_utf8(&buffer[..used]), Ok("\u{FFFD}"));
+        let used = lossy_cmdline(b"plain", &mut buffer);
+        assert_eq!(&buffer[..used], b"plain");
+        assert_eq!(lossy_cmdline(b"\xff", &mut [0u8; 2]), 0);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! ranges so that the frame allocator leaves them alone, which is what makes
 //! the `'static` borrows here sound.
 
-use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType};
+use core::cell::UnsafeCell;
+use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType, StringError};
+use tessera_kernel::options::lossy_cmdline;
 use tessera_kernel::mm::phys::{PhysRange, RegionKind};
 
 /// The most memory-map entries kept (firmware maps rarely exceed 64).
@@ -74,6 +76,67 @@ fn forever(text: &str) -> &'static str {
     unsafe { &*(text as *const str) }
 }
 
+/// Bytes for the readable copies of command lines that are not UTF-8.
+const SCRATCH_SIZE: usize = 4096;
+
+/// Where [`readable`] writes those copies: the boot information must not be
+/// written, and there is no heap yet when it is parsed.
+struct Scratch(UnsafeCell<[u8; SCRATCH_SIZE]>);
+
+// SAFETY: bytes are only written through `readable`, under `SCRATCH_USED`'s
+// lock, and only past `SCRATCH_USED`, where no reference has been handed out.
+unsafe impl Sync for Scratch {}
+
+static SCRATCH: Scratch = Scratch(UnsafeCell::new([0; SCRATCH_SIZE]));
+/// How many bytes of `SCRATCH` are handed out (and never written again).
+static SCRATCH_USED: spin::Mutex<usize> = spin::Mutex::new(0);
+
+/// Stands for a bad command line when `SCRATCH` is full: still refused
+/// (U+FFFD makes the option parser refuse the line), just less readable.
+const UNREADABLE: &str = "\u{FFFD}";
+
+/// A command line from the boot information as text.
+///
+/// A line that is not UTF-8 must not become "" — a module would silently
+/// lose every option and run with defaults. It becomes a copy with U+FFFD
+/// for each bad byte, which the option parser refuses with a reason naming
+/// the module, and which the boot log shows as it was.
+fn readable(text: Result<&str, StringError>, raw: &[u8]) -> &'static str {
+    match text {
+        Ok(text) => forever(text),
+        Err(StringError::MissingNul(_)) => forever(""),
+        Err(StringError::Utf8(_)) => {
+            let raw = raw.split(|&b| b == 0).next().unwrap_or(raw);
+            let mut used = SCRATCH_USED.lock();
+            let start = *used;
+            // SAFETY: `[start, SCRATCH_SIZE)` has never been handed out and
+            // the lock keeps anyone else from writing it meanwhile.
+            let out = unsafe {
+                core::slice::from_raw_parts_mut(
+                    SCRATCH.0.get().cast::<u8>().add(start),
+                    SCRATCH_SIZE - start,
+                )
+            };
+            let length = lossy_cmdline(raw, out);
+            *used = start + length;
+            match core::str::from_utf8(&out[..length]) {
+                Ok(copy) if copy.contains(char::REPLACEMENT_CHARACTER) => forever(copy),
+                _ => UNREADABLE,
+            }
+        }
+    }
+}
+
+/// The bytes of a tag after its first `skip` bytes (the string of a
+/// command-line, boot-loader-name or module tag, NUL-terminated).
+fn tag_string_bytes<T: ?Sized>(tag: &T, skip: usize) -> &[u8] {
+    let size = core::mem::size_of_val(tag);
+    // SAFETY: `tag` is a tag of the boot information, `size_of_val` bytes
+    // long (the multiboot2 crate sized it from the tag's header).
+    let bytes = unsafe { core::slice::from_raw_parts(tag as *const T as *const u8, size) };
+    bytes.get(skip..).unwrap_or(&[])
+}
+
 impl BootInfo {
     /// The memory map.
     pub fn regions(&self) -> impl Iterator<Item = (PhysRange, RegionKind)> + Clone + '_ {
@@ -102,14 +165,13 @@ impl BootInfo {
             .map_err(|_| BootInfoError::Malformed)?;
         let empty = PhysRange { start: 0, end: 0 };
         let mut boot = BootInfo {
+            // Both tags are an 8-byte header, then the string.
             cmdline: info
                 .command_line_tag()
-                .and_then(|t| t.cmdline().ok())
-                .map_or("", forever),
-            loader: info
-                .boot_loader_name_tag()
-                .and_then(|t| t.name().ok())
-                .map_or("unknown loader", forever),
+                .map_or("", |t| readable(t.cmdline(), tag_string_bytes(t, 8))),
+            loader: info.boot_loader_name_tag().map_or("unknown loader", |t| {
+                readable(t.name(), tag_string_bytes(t, 8))
+            }),
             firmware: if info.efi_sdt64_tag().is_some() || info.efi_sdt32_tag().is_some() {
                 Firmware::Uefi
             } else {
@@ -173,7 +235,8 @@ impl BootInfo {
                     start: module.start_address() as u64,
                     end: module.end_address() as u64,
                 },
-                cmdline: module.cmdline().map_or("", forever),
+                // The header, then the module's start and end (u32 each).
+                cmdline: readable(module.cmdline(), tag_string_bytes(module, 16)),
             };
             boot.module_count += 1;
         }

@@ -14,6 +14,7 @@
 mod boot_area;
 mod bytes;
 mod detect;
+mod dry_run;
 mod elf;
 mod error;
 #[cfg(test)]
@@ -25,6 +26,7 @@ mod tests;
 
 pub use boot_area::{CODE32_SELECTOR, CODE64_SELECTOR, DATA_SELECTOR, GDT, GDT_LIMIT, STACK_SIZE};
 pub use detect::{detect, DetectedFormat, ELF_MAGIC};
+pub use dry_run::{dry_run, DryRunMemory};
 pub use elf::{ElfClass, ElfError};
 pub use error::{LoadError, Region};
 
