@@ -8,8 +8,8 @@
 
 use core::cell::UnsafeCell;
 use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType, StringError};
-use tessera_kernel::options::lossy_cmdline;
 use tessera_kernel::mm::phys::{PhysRange, RegionKind};
+use tessera_kernel::options::lossy_cmdline;
 
 /// The most memory-map entries kept (firmware maps rarely exceed 64).
 pub const MAX_REGIONS: usize = 128;

@@ -56,8 +56,10 @@ pub enum Exit {
     Cpuid,
     /// HLT.
     Hlt,
-    /// An I/O instruction, with its memory side for INS/OUTS.
-    Io(IoAccess, StringIo),
+    /// IN or OUT.
+    Io(IoAccess),
+    /// INS or OUTS, with the memory side.
+    StringIo(IoAccess, StringIo),
     /// RDMSR (ECX names the MSR).
     Rdmsr,
     /// WRMSR (ECX names the MSR, EDX:EAX the value).

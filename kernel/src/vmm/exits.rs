@@ -90,11 +90,11 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
                 Outcome::Sleep
             }
         }
-        Exit::Io(access, string) if access.string => {
+        Exit::StringIo(access, string) => {
             io::handle_string(vm, access, string);
             Outcome::Continue
         }
-        Exit::Io(access, _) => {
+        Exit::Io(access) => {
             io::handle(vm, access);
             vm.vcpu.skip_instruction();
             Outcome::Continue
@@ -123,7 +123,7 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
             Outcome::Continue
         }
         Exit::Hypercall => {
-            if vm.vcpu.control_state().cpl != 0 {
+            if vm.vcpu.cpl() != 0 {
                 // Only the guest kernel may call the hypervisor.
                 vm.vcpu.inject_exception(VECTOR_UD, None);
                 return Outcome::Continue;

@@ -39,41 +39,46 @@ pub fn emit_line(id: u32, name: &str, line: &[u8]) {
     }
 }
 
-fn write_port<V: Vcpu>(vm: &mut Vm<V>, port: u16, value: u32, size: u8) {
-    let Some(size) = AccessSize::from_bytes(size) else {
-        return;
-    };
+#[inline(always)]
+fn write_port<V: Vcpu>(vm: &mut Vm<V>, port: u16, value: u32, size: AccessSize) {
     let mut cx = DeviceContext::new(&mut vm.irq, &mut vm.console);
     vm.ports.write(port, size, value, &mut cx);
 }
 
-fn read_port<V: Vcpu>(vm: &mut Vm<V>, port: u16, size: u8) -> u32 {
-    let Some(size) = AccessSize::from_bytes(size) else {
-        return u32::MAX;
-    };
+#[inline(always)]
+fn read_port<V: Vcpu>(vm: &mut Vm<V>, port: u16, size: AccessSize) -> u32 {
     let mut cx = DeviceContext::new(&mut vm.irq, &mut vm.console);
     vm.ports.read(port, size, &mut cx)
 }
 
+/// The access width of an I/O instruction (1, 2 or 4 bytes: the decoders
+/// produce nothing else).
+#[inline(always)]
+fn access_size(access: &IoAccess) -> AccessSize {
+    match access.size() {
+        1 => AccessSize::Byte,
+        2 => AccessSize::Word,
+        _ => AccessSize::Dword,
+    }
+}
+
 /// Handles a non-string IN or OUT.
+#[inline(always)]
 pub fn handle<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess) {
-    let mask = match access.size {
-        1 => 0xff,
-        2 => 0xffff,
-        _ => 0xffff_ffff,
-    };
-    if access.input {
-        let value = read_port(vm, access.port, access.size) as u64 & mask;
+    let size = access_size(&access);
+    let mask = size.mask() as u64;
+    if access.input() {
+        let value = read_port(vm, access.port(), size) as u64;
         // IN to AL/AX leaves the rest of RAX; IN to EAX zero-extends.
         let rax = &mut vm.vcpu.registers().rax;
-        *rax = if access.size == 4 {
+        *rax = if size == AccessSize::Dword {
             value
         } else {
             (*rax & !mask) | value
         };
     } else {
         let value = (vm.vcpu.registers().rax & mask) as u32;
-        write_port(vm, access.port, value, access.size);
+        write_port(vm, access.port(), value, size);
     }
 }
 
@@ -163,29 +168,29 @@ pub fn handle_string<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess, string: StringIo
     };
     let la57 = state.cr4 & cr4::LA57 != 0;
     let paging = paging(&vm.vcpu);
-    let size = access.size as u64;
+    let size = access.size() as u64;
     let backwards = vm.vcpu.rflags() & rflags::DF != 0;
     // INS writes ES:[RDI] (no override); OUTS reads seg:[RSI].
-    let register = if access.input {
+    let register = if access.input() {
         SegmentRegister::Es
     } else {
         string.segment
     };
     let segment = vm.vcpu.segment(register);
     let registers = *vm.vcpu.registers();
-    let total = if access.rep {
+    let total = if access.rep() {
         count(registers.rcx, string.address_size)
     } else {
         1
     };
     let batch = total.min(STRING_BATCH);
-    let mut pointer = if access.input {
+    let mut pointer = if access.input() {
         registers.rdi
     } else {
         registers.rsi
     };
     let request = Request {
-        operation: if access.input {
+        operation: if access.input() {
             Operation::Write
         } else {
             Operation::Read
@@ -198,8 +203,8 @@ pub fn handle_string<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess, string: StringIo
         let element = StringElement {
             register,
             offset: pointer & address_mask(string.address_size),
-            size: access.size,
-            write: access.input,
+            size: access.size(),
+            write: access.input(),
         };
         let pieces = linear_address(mode, la57, &segment, element).and_then(|linear| {
             let (first, second) = page_pieces(linear, size);
@@ -222,8 +227,8 @@ pub fn handle_string<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess, string: StringIo
         };
         let mut bytes = [0u8; 4];
         let (head, tail) = bytes[..size as usize].split_at_mut(first_size as usize);
-        if access.input {
-            let value = read_port(vm, access.port, access.size).to_le_bytes();
+        if access.input() {
+            let value = read_port(vm, access.port(), access_size(&access)).to_le_bytes();
             head.copy_from_slice(&value[..first_size as usize]);
             tail.copy_from_slice(&value[first_size as usize..size as usize]);
             vm.ram.write_bytes(first_gpa, head);
@@ -235,18 +240,23 @@ pub fn handle_string<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess, string: StringIo
             if let Some((gpa, length)) = second {
                 tail.copy_from_slice(vm.ram.slice(gpa, length));
             }
-            write_port(vm, access.port, u32::from_le_bytes(bytes), access.size);
+            write_port(
+                vm,
+                access.port(),
+                u32::from_le_bytes(bytes),
+                access_size(&access),
+            );
         }
-        pointer = advance(pointer, access.size, string.address_size, backwards);
+        pointer = advance(pointer, access.size(), string.address_size, backwards);
         done += 1;
     }
     let registers = vm.vcpu.registers();
-    if access.input {
+    if access.input() {
         registers.rdi = pointer;
     } else {
         registers.rsi = pointer;
     }
-    if access.rep {
+    if access.rep() {
         registers.rcx = write_register(registers.rcx, total - done, string.address_size);
     }
     match fault {
@@ -258,7 +268,7 @@ pub fn handle_string<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess, string: StringIo
         }
         // Leave RIP on the instruction while elements remain: it resumes
         // with the rest, so a huge RCX cannot hold the CPU.
-        None if access.rep && total > done => {}
+        None if access.rep() && total > done => {}
         None => vm.vcpu.skip_instruction(),
     }
 }

@@ -70,6 +70,8 @@ pub trait Vcpu {
 
     /// The control registers and EFER as the guest sees them.
     fn control_state(&self) -> ControlState;
+    /// The current privilege level (cheaper than the whole control state).
+    fn cpl(&self) -> u8;
     /// Sets the guest's CR0; the backend derives what the CPU runs with,
     /// IA-32e mode (EFER.LMA) and, under PAE paging, the PDPTEs.
     fn set_cr0(&mut self, value: u64);

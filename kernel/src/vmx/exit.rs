@@ -5,7 +5,7 @@
 //! interruption information in 25.9.2.
 
 use super::vmcs::{exit, guest};
-use crate::rules::io::io_from_vmx;
+use crate::rules::io::{io_access_from_vmx, io_from_vmx};
 use crate::vmm::exit::{ControlRegisterAccess, Exit, MemoryAccess};
 
 /// The basic exit reason (bits 15:0 of the exit-reason field).
@@ -43,9 +43,16 @@ pub fn decode(reason: u32) -> Exit {
         19..=27 | 50 | 53 | 59 => Exit::VirtualizationInstruction,
         28 => Exit::ControlRegister(control_register_access(exit::QUALIFICATION.read())),
         30 => {
-            let (access, string) =
-                io_from_vmx(exit::QUALIFICATION.read(), exit::INSTRUCTION_INFO.read());
-            Exit::Io(access, string)
+            // The instruction information matters only for INS/OUTS: IN and
+            // OUT spare the VMREAD.
+            let qualification = exit::QUALIFICATION.read();
+            let access = io_access_from_vmx(qualification);
+            if access.string() {
+                let (access, string) = io_from_vmx(qualification, exit::INSTRUCTION_INFO.read());
+                Exit::StringIo(access, string)
+            } else {
+                Exit::Io(access)
+            }
         }
         31 => Exit::Rdmsr,
         32 => Exit::Wrmsr,

@@ -331,14 +331,13 @@ impl Vcpu for VmxVcpu {
         // flood cannot hold the CPU (the preemption timer alone counts only
         // guest time).
         let now = crate::arch::tsc::rdtsc();
-        let Some(left) = self
-            .slice_deadline
-            .checked_sub(now)
-            .filter(|&left| left > 0)
-        else {
+        if now >= self.slice_deadline {
             return Ok(Exit::SliceEnd);
-        };
-        let ticks = (left >> self.capabilities.preemption_timer_rate).clamp(1, u32::MAX as u64);
+        }
+        // `set_slice_deadline` keeps the deadline within the timer's reach.
+        // A timer of 0 exits before the guest runs an instruction (SDM Vol.
+        // 3C, 26.5.1), which is right for a slice that is as good as over.
+        let ticks = (self.slice_deadline - now) >> self.capabilities.preemption_timer_rate;
         guest::PREEMPTION_TIMER.write(ticks as u32);
         // SAFETY: this VMCS is current (the scheduler calls `load` first)
         // with complete host, control and guest state.
@@ -415,8 +414,14 @@ impl Vcpu for VmxVcpu {
             cr4: self.visible_cr4(),
             efer: guest::EFER.read(),
             cs_long: guest::CS.access.read() & (1 << 13) != 0,
-            cpl: ((guest::SS.access.read() >> 5) & 3) as u8,
+            cpl: self.cpl(),
         }
+    }
+
+    #[inline(always)]
+    fn cpl(&self) -> u8 {
+        // CPL is SS.DPL (SDM Vol. 3A, 5.5).
+        ((guest::SS.access.read() >> 5) & 3) as u8
     }
 
     fn set_cr0(&mut self, value: u64) {
@@ -557,7 +562,10 @@ impl Vcpu for VmxVcpu {
     }
 
     fn set_slice_deadline(&mut self, tsc: u64) {
-        self.slice_deadline = tsc;
+        // The 32-bit timer counts TSC/2^rate: no deadline beyond its reach,
+        // so that `run` converts without clamping.
+        let reach = (u32::MAX as u64) << self.capabilities.preemption_timer_rate;
+        self.slice_deadline = tsc.min(crate::arch::tsc::rdtsc().saturating_add(reach));
     }
 
     fn reset(&mut self, start: &StartState) {
