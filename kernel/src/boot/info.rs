@@ -14,7 +14,7 @@ use tessera_kernel::options::lossy_cmdline;
 /// The most memory-map entries kept (firmware maps rarely exceed 64).
 pub const MAX_REGIONS: usize = 128;
 /// The most modules accepted.
-pub const MAX_MODULES: usize = 64;
+pub const MAX_MODULES: usize = 256;
 
 /// One module as GRUB loaded it.
 #[derive(Clone, Copy)]

@@ -6,8 +6,9 @@
 use crate::mm::phys::{PhysRange, RangeError, RangeSet};
 use spin::Mutex;
 
-/// Fragments the free set can hold; each module or VM splits at most one.
-const MAX_FREE_RANGES: usize = 256;
+/// Fragments the free set can hold; each module or VM splits at most one,
+/// and up to 256 of each exist.
+const MAX_FREE_RANGES: usize = 1024;
 
 static FREE: Mutex<RangeSet<MAX_FREE_RANGES>> = Mutex::new(RangeSet::new());
 
@@ -79,4 +80,10 @@ impl crate::mm::page_tables::TableMemory for FrameTables {
         // page-aligned frame owned by this table hierarchy.
         unsafe { &mut *(address as *mut [u64; 512]) }
     }
+}
+
+/// Bytes of the heap in use (what the allocator handed out, rounded to its
+/// block sizes).
+pub fn heap_bytes_used() -> u64 {
+    HEAP.lock().stats_alloc_actual() as u64
 }

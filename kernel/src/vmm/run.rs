@@ -23,6 +23,8 @@ pub struct GuestModule<'a> {
 /// Builds a VM for every `role=vm` module. A module that cannot become a VM
 /// gets one error line naming it and the reason; the others go on.
 pub fn create_vms<B: Backend>(modules: &[GuestModule], backend: &mut B) -> Vec<Vm<B::Vcpu>> {
+    let free_before = crate::mm::free_bytes();
+    let heap_before = crate::mm::heap_bytes_used();
     let mut vms: Vec<Vm<B::Vcpu>> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     for (index, module) in modules.iter().enumerate() {
@@ -61,7 +63,32 @@ pub fn create_vms<B: Backend>(modules: &[GuestModule], backend: &mut B) -> Vec<V
             Err(reason) => log::error!("vm {}: {}; VM not created", name, reason),
         }
     }
+    report_memory(&vms, free_before, heap_before);
     vms
+}
+
+/// Prints what the VMs cost the host beyond their RAM: frames (VMCS, EPT)
+/// and heap (XSAVE areas, device and bookkeeping state). `tessera bench`
+/// reads this line.
+fn report_memory<V: Vcpu>(vms: &[Vm<V>], free_before: u64, heap_before: u64) {
+    if vms.is_empty() {
+        return;
+    }
+    let ram: u64 = vms.iter().map(|vm| vm.ram.size()).sum();
+    let frames = free_before
+        .saturating_sub(crate::mm::free_bytes())
+        .saturating_sub(ram);
+    let heap = crate::mm::heap_bytes_used().saturating_sub(heap_before);
+    let overhead = frames + heap;
+    crate::println!(
+        "memory: {} VMs with {} of RAM; host memory beyond it: {} ({} frames, {} heap), {} bytes per VM",
+        vms.len(),
+        crate::size::Bytes(ram),
+        crate::size::Bytes(overhead),
+        crate::size::Bytes(frames),
+        crate::size::Bytes(heap),
+        overhead / vms.len() as u64
+    );
 }
 
 /// Runs every VM until all have stopped, in round-robin slices of
