@@ -29,6 +29,7 @@
 
 #![no_std]
 #![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 #[cfg(test)]

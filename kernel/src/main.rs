@@ -10,6 +10,7 @@
 //! `cargo test --workspace` and `cargo clippy --workspace` work on the host.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
 #[cfg(target_os = "none")]

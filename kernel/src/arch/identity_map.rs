@@ -73,7 +73,7 @@ pub fn init(top: u64, huge_pages: bool) -> Result<(), MapError> {
     let data = present | HostPaging::WRITABLE | nx;
     // The boot tables map 4 GiB; page tables must lie inside that until the
     // switch.
-    let mut memory = FrameTables { limit: 1 << 32 };
+    let mut memory = FrameTables::below(1 << 32);
     let mut tables = PageTables::<HostPaging>::new(&mut memory)?;
 
     let kernel_low = layout.start & !(PageSize::Large.bytes() - 1);

@@ -3,6 +3,7 @@
 //! All RAM is identity-mapped (`arch::paging`), so a physical address is also
 //! a pointer; that is what lets [`allocate_zeroed`] clear what it returns.
 
+use crate::mm::page_tables::TableMemory;
 use crate::mm::phys::{PhysRange, RangeError, RangeSet};
 use spin::Mutex;
 
@@ -65,19 +66,40 @@ pub fn init_heap(size: u64) -> Result<PhysRange, RangeError> {
 /// Page-table memory for `PageTables`, taken from the frame allocator.
 pub struct FrameTables {
     /// Tables must lie below this address (reachable by the current mapping).
-    pub limit: u64,
+    limit: u64,
+    /// The frames handed out, so that [`TableMemory::table`] can refuse any
+    /// other address.
+    tables: alloc::vec::Vec<u64>,
 }
 
-impl crate::mm::page_tables::TableMemory for FrameTables {
+impl FrameTables {
+    /// Table memory whose frames all lie below `limit`.
+    pub fn below(limit: u64) -> FrameTables {
+        FrameTables {
+            limit,
+            tables: alloc::vec::Vec::new(),
+        }
+    }
+}
+
+impl TableMemory for FrameTables {
     fn allocate_table(&mut self) -> Option<u64> {
-        allocate_zeroed_below(4096, 4096, self.limit)
-            .ok()
-            .map(|r| r.start)
+        let frame = allocate_zeroed_below(4096, 4096, self.limit).ok()?.start;
+        self.tables.push(frame);
+        Some(frame)
     }
 
     fn table(&mut self, address: u64) -> &mut [u64; 512] {
-        // SAFETY: `address` came from `allocate_table`: an identity-mapped,
-        // page-aligned frame owned by this table hierarchy.
+        // The trait is safe, so any address may arrive here: only frames
+        // this hierarchy allocated may become tables.
+        assert!(
+            self.tables.contains(&address),
+            "{:#x} is not one of the host page-table frames",
+            address
+        );
+        // SAFETY: `address` is a frame `allocate_table` returned (checked
+        // above): identity-mapped, page-aligned, owned by this hierarchy;
+        // `&mut self` makes the borrow exclusive.
         unsafe { &mut *(address as *mut [u64; 512]) }
     }
 }

@@ -19,7 +19,9 @@ pub const LARGE_PAGE: u64 = 1 << 7;
 pub trait TableMemory {
     /// A new, zeroed, 4 KiB-aligned table.
     fn allocate_table(&mut self) -> Option<u64>;
-    /// The table at `address`, which `allocate_table` returned.
+    /// The table at `address`, which `allocate_table` returned. The method
+    /// is safe, so implementations must refuse (panic on) any address they
+    /// did not hand out.
     fn table(&mut self, address: u64) -> &mut [u64; 512];
 }
 

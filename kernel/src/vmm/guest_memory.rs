@@ -31,6 +31,22 @@ impl GuestRam {
         self.range.len()
     }
 
+    /// Panics unless `[address, address + length)` lies inside the RAM,
+    /// computed without overflow: callers check guest-supplied ranges with
+    /// `hypercall::guest_range` first, so a failure here is a tessera bug,
+    /// never a way for a guest to reach memory that is not its own.
+    fn check(&self, address: u64, length: u64) {
+        // One rule for every guest range, unit-tested against overflow.
+        let inside = crate::vmm::hypercall::guest_range(address, length, self.size()).is_some();
+        assert!(
+            inside,
+            "guest RAM access {:#x}+{:#x} outside {:#x} bytes",
+            address,
+            length,
+            self.size()
+        );
+    }
+
     /// Clears it (for a restart).
     pub fn clear(&mut self) {
         // SAFETY: the range is this VM's RAM, identity-mapped, and no vCPU
@@ -55,7 +71,7 @@ impl GuestRam {
     /// The bytes at `[address, address + length)`, which the caller checked
     /// with `hypercall::guest_range`.
     pub fn slice(&self, address: u64, length: u64) -> &[u8] {
-        assert!(address + length <= self.size());
+        self.check(address, length);
         // SAFETY: inside this VM's RAM (asserted), identity-mapped; the guest
         // does not run while the host looks.
         unsafe {
@@ -65,7 +81,7 @@ impl GuestRam {
 
     /// The bytes at `[address, address + length)`, writable.
     pub fn slice_mut(&mut self, address: u64, length: u64) -> &mut [u8] {
-        assert!(address + length <= self.size());
+        self.check(address, length);
         // SAFETY: as for `slice`, and `&mut self` makes it exclusive.
         unsafe {
             core::slice::from_raw_parts_mut(
@@ -87,7 +103,8 @@ impl GuestMemory for GuestRam {
     }
 
     fn table(&mut self, gpa: u64) -> &mut [u64; 512] {
-        assert!(gpa.is_multiple_of(4096) && gpa + 4096 <= self.size());
+        assert!(gpa.is_multiple_of(4096));
+        self.check(gpa, 4096);
         // SAFETY: a page-aligned page inside this VM's RAM (asserted).
         unsafe { &mut *((self.range.start + gpa) as *mut [u64; 512]) }
     }
@@ -120,8 +137,15 @@ impl TableMemory for OwnedFrames {
     }
 
     fn table(&mut self, address: u64) -> &mut [u64; 512] {
-        // SAFETY: `address` came from `allocate_table`: a frame of this VM's,
-        // identity-mapped.
+        // The trait is safe, so any address may arrive here: only a page
+        // this VM allocated may become a table.
+        let owned = self.frames.iter().any(|frame| {
+            address.is_multiple_of(4096) && frame.start <= address && address < frame.end
+        });
+        assert!(owned, "{:#x} is not a page-table frame of this VM", address);
+        // SAFETY: `address` is a page of a frame range this VM allocated and
+        // owns (checked above), identity-mapped; `&mut self` makes the borrow
+        // exclusive.
         unsafe { &mut *(address as *mut [u64; 512]) }
     }
 }

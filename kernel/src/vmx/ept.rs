@@ -1,12 +1,22 @@
-//! Extended page tables for one VM (Intel SDM Vol. 3C, 30.3 "The Extended
-//! Page Table Mechanism").
+//! Extended page tables for one VM (SDM Vol. 3C, 29.3 "The Extended Page
+//! Table Mechanism").
 //!
 //! A VM's guest-physical space is its RAM, `[0, size)`, backed by one
 //! contiguous host range; nothing else is mapped, so any guest access outside
 //! its RAM — to the hypervisor, to another VM, to MMIO — is an EPT violation
-//! that stops the guest. Pages are write-back (the memory type lives in the
-//! EPT leaf, bits 5:3, SDM 30.3.7.2): leaving it 0 (UC) makes guests crawl on
-//! real hardware.
+//! that stops the guest.
+//!
+//! **Memory types.** Guest RAM is ordinary host RAM, which the hypervisor
+//! maps write-back. Every RAM leaf says write-back (bits 5:3) *and* ignores
+//! the guest's PAT (bit 6, IPAT; SDM Vol. 3C, 29.3.7.2): otherwise a guest
+//! PAT entry of UC or WC would combine with the EPT type into an uncached
+//! alias of frames the host (loading, clearing, copying for string I/O)
+//! accesses write-back, and mixed-type aliases of one frame are undefined
+//! (SDM Vol. 3A, 13.12.4). A guest may still *ask* for UC through its PAT or
+//! CR0.CD — it reads back what it wrote — but its RAM stays coherent and
+//! fast. Nothing that is not RAM is mapped into a guest today; when device
+//! memory is (passed-through MMIO), its leaves must take their type from the
+//! host MTRRs for that range, never write-back.
 
 use crate::mm::page_tables::{MapError, PageTables, TableFormat, TableMemory};
 
@@ -32,8 +42,9 @@ impl TableFormat for Ept {
     }
 }
 
-/// The flags of a RAM leaf: all access, write-back.
-pub const RAM_FLAGS: u64 = READ | WRITE | EXECUTE | MEMORY_TYPE_WRITE_BACK;
+/// The flags of a RAM leaf: all access, write-back, the guest's PAT ignored
+/// (see the module documentation).
+pub const RAM_FLAGS: u64 = READ | WRITE | EXECUTE | MEMORY_TYPE_WRITE_BACK | IGNORE_PAT;
 
 /// Builds the EPT of a VM whose `size` bytes of RAM start at host physical
 /// `host_base`: guest-physical `[0, size)` maps to `[host_base, ...)`, 2 MiB
@@ -157,6 +168,24 @@ mod tests {
         let found = walk(&tables, &mut memory);
         assert!(found.iter().all(|m| m.size == PageSize::Small));
         assert_exact(&found, 0x20_1000, 4 << 20);
+    }
+
+    #[test]
+    fn ram_leaves_are_write_back_and_ignore_the_guest_pat() {
+        // Both leaf sizes: a 2 MiB page and the 4 KiB pages after it.
+        let mut memory = FakeTables::new(16);
+        let tables = build(&mut memory, 0x20_0000, (2 << 20) + 0x2000).unwrap();
+        let mut leaves = std::vec::Vec::new();
+        tables.walk(&mut memory, |mapping| leaves.push(mapping.flags));
+        assert_eq!(leaves.len(), 3);
+        for flags in leaves {
+            assert_eq!((flags >> 3) & 7, 6, "write-back");
+            assert_ne!(
+                flags & IGNORE_PAT,
+                0,
+                "the guest PAT cannot make RAM uncached"
+            );
+        }
     }
 
     #[test]
