@@ -13,30 +13,13 @@ use super::control_registers::ControlState;
 use super::efer::write_efer;
 use super::Fault;
 
-/// IA32_TIME_STAMP_COUNTER (SDM Vol. 4, Table 2-2).
-pub const IA32_TIME_STAMP_COUNTER: u32 = 0x10;
-/// IA32_PLATFORM_ID.
-pub const IA32_PLATFORM_ID: u32 = 0x17;
-/// IA32_APIC_BASE.
-pub const IA32_APIC_BASE: u32 = 0x1b;
-/// IA32_FEATURE_CONTROL.
-pub const IA32_FEATURE_CONTROL: u32 = 0x3a;
-/// IA32_BIOS_SIGN_ID (microcode update signature).
-pub const IA32_BIOS_SIGN_ID: u32 = 0x8b;
-/// IA32_MTRRCAP.
-pub const IA32_MTRRCAP: u32 = 0xfe;
-/// IA32_MISC_ENABLE.
-pub const IA32_MISC_ENABLE: u32 = 0x1a0;
-/// IA32_DEBUGCTL.
-pub const IA32_DEBUGCTL: u32 = 0x1d9;
-/// IA32_PAT.
-pub const IA32_PAT: u32 = 0x277;
-/// IA32_MTRR_DEF_TYPE.
-pub const IA32_MTRR_DEF_TYPE: u32 = 0x2ff;
-/// IA32_EFER.
-pub const IA32_EFER: u32 = 0xc000_0080;
+// MSR numbers are the `x86` crate's (SDM Vol. 4, Table 2-2).
+pub use x86::msr::{
+    IA32_APIC_BASE, IA32_BIOS_SIGN_ID, IA32_DEBUGCTL, IA32_EFER, IA32_FEATURE_CONTROL,
+    IA32_MISC_ENABLE, IA32_MTRRCAP, IA32_MTRR_DEF_TYPE, IA32_PAT, IA32_PLATFORM_ID,
+    IA32_TIME_STAMP_COUNTER,
+};
 
-/// The xAPIC at its architectural base, globally enabled (bit 11), this vCPU
 /// the bootstrap processor (bit 8) (SDM Vol. 3A, 12.4.4).
 pub const APIC_BASE_VALUE: u64 = 0xfee0_0000 | (1 << 11) | (1 << 8);
 /// IA32_FEATURE_CONTROL as the guest reads it: locked (bit 0) with VMX

@@ -107,6 +107,9 @@ pub enum Exit {
     },
     /// The time slice is over.
     SliceEnd,
+    /// The guest can take an interrupt now (requested with
+    /// [`super::vcpu::Vcpu::request_interrupt_window`]).
+    InterruptWindow,
     /// INVD or WBINVD.
     CacheInvalidation,
     /// RDPMC.

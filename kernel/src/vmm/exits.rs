@@ -181,6 +181,12 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
         // The backend reflected the intercepted exception to the guest.
         Exit::Exception { .. } => Outcome::Continue,
         Exit::SliceEnd => Outcome::EndSlice,
+        Exit::InterruptWindow => {
+            // No device raises interrupts yet (the virtual PC brings the
+            // interrupt controllers); stop asking.
+            vm.vcpu.request_interrupt_window(false);
+            Outcome::Continue
+        }
         Exit::CacheInvalidation => {
             // Guest RAM is ordinary write-back memory with no device behind
             // it: there is nothing to write back or discard.

@@ -123,8 +123,18 @@ pub trait Vcpu {
     /// Queues a hardware exception for the next entry. Whether an error code
     /// is delivered follows the guest's real CR0.PE, not any shadow.
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
+    /// Queues an external interrupt with `vector` for the next entry; the
+    /// caller checked [`Vcpu::interruptible`].
+    fn inject_interrupt(&mut self, vector: u8);
     /// Whether an event is queued for the next entry.
     fn event_pending(&self) -> bool;
+    /// Whether the guest can take an external interrupt now: RFLAGS.IF set
+    /// and no STI or MOV-SS interrupt shadow.
+    fn interruptible(&self) -> bool;
+    /// Asks for an [`Exit::InterruptWindow`] as soon as the guest becomes
+    /// interruptible (`true`), or stops asking (`false`). Returns `false`
+    /// when the hardware cannot do it.
+    fn request_interrupt_window(&mut self, on: bool) -> bool;
 
     /// The TSC value at which the current slice ends: the backend stops the
     /// guest by then (VMX-preemption timer, or a host timer on SVM).

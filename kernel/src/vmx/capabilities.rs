@@ -5,22 +5,13 @@ use super::VmxError;
 use crate::vmx::controls::{reconcile, ControlError, ControlField};
 use x86::msr::rdmsr;
 
-const IA32_VMX_BASIC: u32 = 0x480;
-const IA32_VMX_PINBASED_CTLS: u32 = 0x481;
-const IA32_VMX_PROCBASED_CTLS: u32 = 0x482;
-const IA32_VMX_EXIT_CTLS: u32 = 0x483;
-const IA32_VMX_ENTRY_CTLS: u32 = 0x484;
-const IA32_VMX_MISC: u32 = 0x485;
-const IA32_VMX_CR0_FIXED0: u32 = 0x486;
-const IA32_VMX_CR0_FIXED1: u32 = 0x487;
-const IA32_VMX_CR4_FIXED0: u32 = 0x488;
-const IA32_VMX_CR4_FIXED1: u32 = 0x489;
-const IA32_VMX_PROCBASED_CTLS2: u32 = 0x48b;
-const IA32_VMX_EPT_VPID_CAP: u32 = 0x48c;
-const IA32_VMX_TRUE_PINBASED_CTLS: u32 = 0x48d;
-const IA32_VMX_TRUE_PROCBASED_CTLS: u32 = 0x48e;
-const IA32_VMX_TRUE_EXIT_CTLS: u32 = 0x48f;
-const IA32_VMX_TRUE_ENTRY_CTLS: u32 = 0x490;
+use x86::msr::{
+    IA32_VMX_BASIC, IA32_VMX_CR0_FIXED0, IA32_VMX_CR0_FIXED1, IA32_VMX_CR4_FIXED0,
+    IA32_VMX_CR4_FIXED1, IA32_VMX_ENTRY_CTLS, IA32_VMX_EPT_VPID_CAP, IA32_VMX_EXIT_CTLS,
+    IA32_VMX_MISC, IA32_VMX_PINBASED_CTLS, IA32_VMX_PROCBASED_CTLS, IA32_VMX_PROCBASED_CTLS2,
+    IA32_VMX_TRUE_ENTRY_CTLS, IA32_VMX_TRUE_EXIT_CTLS, IA32_VMX_TRUE_PINBASED_CTLS,
+    IA32_VMX_TRUE_PROCBASED_CTLS,
+};
 
 /// Pin-based control bits (SDM Vol. 3C, Table 26-5).
 pub mod pin {
@@ -34,6 +25,8 @@ pub mod pin {
 
 /// Primary processor-based control bits (Table 26-6).
 pub mod primary {
+    /// Interrupt-window exiting.
+    pub const INTERRUPT_WINDOW_EXITING: u32 = 1 << 2;
     /// Use TSC offsetting.
     pub const TSC_OFFSETTING: u32 = 1 << 3;
     /// HLT exiting.
@@ -101,6 +94,9 @@ pub struct Capabilities {
     pub pin: u32,
     /// Primary processor-based controls to use.
     pub primary: u32,
+    /// Primary processor-based controls this CPU allows to be 1 (for the
+    /// ones tessera switches at run time, like interrupt-window exiting).
+    pub primary_allowed: u32,
     /// Secondary processor-based controls to use.
     pub secondary: u32,
     /// VM-exit controls to use.
@@ -205,6 +201,7 @@ impl Capabilities {
                 revision: (basic & 0x7fff_ffff) as u32,
                 pin,
                 primary,
+                primary_allowed: (primary_capability >> 32) as u32,
                 secondary,
                 exit,
                 entry,

@@ -4,6 +4,7 @@
 //! for control-register accesses, 28-5 for I/O, 28-7 for EPT violations);
 //! interruption information in 25.9.2.
 
+use super::exit_reason::reason;
 use super::vmcs::{exit, guest};
 use crate::rules::io::{io_access_from_vmx, io_from_vmx};
 use crate::vmm::exit::{ControlRegisterAccess, Exit, MemoryAccess};
@@ -17,7 +18,7 @@ pub fn basic_reason() -> u32 {
 #[inline(always)]
 pub fn decode(reason: u32) -> Exit {
     match reason {
-        0 => {
+        reason::EXCEPTION_OR_NMI => {
             // Interruption information (SDM Vol. 3C, 25.9.2): vector 7:0,
             // type 10:8 (2 = NMI), error code valid 11.
             let info = exit::INTERRUPTION_INFO.read();
@@ -31,18 +32,22 @@ pub fn decode(reason: u32) -> Exit {
                 }
             }
         }
-        1 => Exit::ExternalInterrupt,
-        2 => Exit::TripleFault,
-        3 => Exit::Init,
-        4 => Exit::Sipi,
-        10 => Exit::Cpuid,
-        12 => Exit::Hlt,
-        13 | 54 => Exit::CacheInvalidation,
-        15 => Exit::Rdpmc,
-        18 => Exit::Hypercall,
-        19..=27 | 50 | 53 | 59 => Exit::VirtualizationInstruction,
-        28 => Exit::ControlRegister(control_register_access(exit::QUALIFICATION.read())),
-        30 => {
+        reason::EXTERNAL_INTERRUPT => Exit::ExternalInterrupt,
+        reason::TRIPLE_FAULT => Exit::TripleFault,
+        reason::INIT => Exit::Init,
+        reason::SIPI => Exit::Sipi,
+        reason::CPUID => Exit::Cpuid,
+        reason::HLT => Exit::Hlt,
+        reason::INVD | reason::WBINVD => Exit::CacheInvalidation,
+        reason::RDPMC => Exit::Rdpmc,
+        reason::VMCALL => Exit::Hypercall,
+        reason::VMCLEAR..=reason::VMXON | reason::INVEPT | reason::INVVPID | reason::VMFUNC => {
+            Exit::VirtualizationInstruction
+        }
+        reason::CONTROL_REGISTER => {
+            Exit::ControlRegister(control_register_access(exit::QUALIFICATION.read()))
+        }
+        reason::IO_INSTRUCTION => {
             // The instruction information matters only for INS/OUTS: IN and
             // OUT spare the VMREAD.
             let qualification = exit::QUALIFICATION.read();
@@ -54,12 +59,12 @@ pub fn decode(reason: u32) -> Exit {
                 Exit::Io(access)
             }
         }
-        31 => Exit::Rdmsr,
-        32 => Exit::Wrmsr,
-        33 => Exit::InvalidGuestState {
+        reason::RDMSR => Exit::Rdmsr,
+        reason::WRMSR => Exit::Wrmsr,
+        reason::INVALID_GUEST_STATE => Exit::InvalidGuestState {
             detail: exit::QUALIFICATION.read(),
         },
-        48 => {
+        reason::EPT_VIOLATION => {
             // EPT-violation qualification (SDM Vol. 3C, Table 28-7): bit 1
             // write, bit 2 fetch, bit 7 linear address valid.
             let q = exit::QUALIFICATION.read();
@@ -75,11 +80,12 @@ pub fn decode(reason: u32) -> Exit {
                 linear: (q & (1 << 7) != 0).then(|| exit::GUEST_LINEAR_ADDRESS.read()),
             }
         }
-        49 => Exit::PageTableMisconfiguration {
+        reason::EPT_MISCONFIGURATION => Exit::PageTableMisconfiguration {
             address: exit::GUEST_PHYSICAL_ADDRESS.read(),
         },
-        52 => Exit::SliceEnd,
-        55 => Exit::Xsetbv,
+        reason::PREEMPTION_TIMER => Exit::SliceEnd,
+        reason::INTERRUPT_WINDOW => Exit::InterruptWindow,
+        reason::XSETBV => Exit::Xsetbv,
         reason => Exit::Unsupported { reason },
     }
 }

@@ -22,6 +22,7 @@ use super::vmcs::{control, exit, guest, host};
 use crate::arch::registers::RSP_NUMBER;
 use crate::mm::phys::PhysRange;
 use crate::options::CpuMode;
+use crate::rules::bits::{cr0, cr4, efer, rflags};
 use crate::vmm::exit::Exit;
 use crate::vmm::guest_memory::OwnedFrames;
 use crate::vmm::vcpu::{
@@ -34,14 +35,6 @@ use x86::msr::{rdmsr, wrmsr};
 // The flat GDT the loader writes into guest RAM defines these selectors.
 use crate::loader;
 
-const CR0_PE: u64 = 1 << 0;
-const CR0_ET: u64 = 1 << 4;
-const CR0_NW: u64 = 1 << 29;
-const CR0_CD: u64 = 1 << 30;
-const CR0_PG: u64 = 1 << 31;
-const CR4_PAE: u64 = 1 << 5;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
 /// The power-on value of IA32_PAT (SDM Vol. 3A, 13.12.4).
 const PAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
 /// DR7 after reset: only the always-one bit 10 (SDM Vol. 3B, 19.2.4).
@@ -277,10 +270,10 @@ impl VmxVcpu {
     /// CD or NW.
     fn real_cr0(&self, value: u64) -> u64 {
         apply_fixed_bits(
-            value & !(CR0_CD | CR0_NW),
+            value & !(cr0::CD | cr0::NW),
             self.capabilities.cr0_fixed0,
             self.capabilities.cr0_fixed1,
-            CR0_PE | CR0_PG,
+            cr0::PE | cr0::PG,
         )
     }
 
@@ -298,13 +291,13 @@ impl VmxVcpu {
     /// CR0.PG and EFER.LME (SDM Vol. 3A, 10.8.5; Vol. 3C, 27.3.1.1).
     fn update_long_mode(&self) {
         let efer = guest::EFER.read();
-        let long = guest::CR0.read() & CR0_PG != 0 && efer & EFER_LME != 0;
+        let long = guest::CR0.read() & cr0::PG != 0 && efer & efer::LME != 0;
         let entry = control::ENTRY.read();
         if long {
-            guest::EFER.write(efer | EFER_LMA);
+            guest::EFER.write(efer | efer::LMA);
             control::ENTRY.write(entry | entry_controls::IA32E_MODE_GUEST);
         } else {
-            guest::EFER.write(efer & !EFER_LMA);
+            guest::EFER.write(efer & !efer::LMA);
             control::ENTRY.write(entry & !entry_controls::IA32E_MODE_GUEST);
         }
     }
@@ -481,9 +474,7 @@ impl Vcpu for VmxVcpu {
     }
 
     fn supported_cr4(&self) -> u64 {
-        const CR4_VMXE: u64 = 1 << 13;
-        const CR4_SMXE: u64 = 1 << 14;
-        self.capabilities.cr4_fixed1 & 0xffff_ffff & !(CR4_VMXE | CR4_SMXE)
+        self.capabilities.cr4_fixed1 & 0xffff_ffff & !(cr4::VMXE | cr4::SMXE)
     }
 
     fn supported_xcr0(&self) -> u64 {
@@ -547,7 +538,7 @@ impl Vcpu for VmxVcpu {
         // fail (27.2.1.3). The guest's *real* CR0.PE decides — with
         // unrestricted guest it is the guest's own bit — never the read
         // shadow, which tessera does not keep for PE.
-        let protected = guest::CR0.read() & CR0_PE != 0;
+        let protected = guest::CR0.read() & cr0::PE != 0;
         let mut info = vector as u32 | (3 << 8) | (1 << 31);
         if let (Some(code), true) = (error_code, protected) {
             info |= 1 << 11;
@@ -557,8 +548,30 @@ impl Vcpu for VmxVcpu {
         self.event_pending = true;
     }
 
+    fn inject_interrupt(&mut self, vector: u8) {
+        // External interrupt (type 0), valid (SDM Vol. 3C, 25.8.3).
+        control::ENTRY_INTERRUPTION_INFO.write(vector as u32 | (1 << 31));
+        self.event_pending = true;
+    }
+
     fn event_pending(&self) -> bool {
         self.event_pending
+    }
+
+    fn interruptible(&self) -> bool {
+        // Blocking by STI (bit 0) or MOV SS (bit 1) holds interrupts off for
+        // one instruction (SDM Vol. 3C, 25.4.2, Table 25-3).
+        guest::RFLAGS.read() & rflags::IF != 0 && guest::INTERRUPTIBILITY.read() & 3 == 0
+    }
+
+    fn request_interrupt_window(&mut self, on: bool) -> bool {
+        let bit = super::capabilities::primary::INTERRUPT_WINDOW_EXITING;
+        if self.capabilities.primary_allowed & bit == 0 {
+            return false;
+        }
+        let controls = control::PRIMARY_PROCESSOR_BASED.read();
+        control::PRIMARY_PROCESSOR_BASED.write(if on { controls | bit } else { controls & !bit });
+        true
     }
 
     fn set_slice_deadline(&mut self, tsc: u64) {
@@ -780,10 +793,10 @@ fn write_controls(capabilities: &Capabilities, structures: &VmStructures) {
 /// The guest sees its own value through the read shadow, and a write that
 /// changes an owned bit exits.
 fn cr0_mask(capabilities: &Capabilities) -> u64 {
-    (capabilities.cr0_fixed0 & !(CR0_PE | CR0_PG))
+    (capabilities.cr0_fixed0 & !(cr0::PE | cr0::PG))
         | (!capabilities.cr0_fixed1 & 0xffff_ffff)
-        | CR0_CD
-        | CR0_NW
+        | cr0::CD
+        | cr0::NW
 }
 
 /// The CR4 bits tessera owns: VMXE and the other fixed bits.
@@ -804,9 +817,9 @@ fn write_segment(segment: guest::Segment, selector: u16, base: u64, limit: u32, 
 fn write_guest_state(vcpu: &VmxVcpu, start: &StartState) {
     let capabilities = &vcpu.capabilities;
     let (cr0, cr4, efer) = match start.mode {
-        CpuMode::Real => (CR0_ET, 0, 0),
-        CpuMode::Protected => (CR0_ET | CR0_PE, 0, 0),
-        CpuMode::Long => (CR0_ET | CR0_PE | CR0_PG, CR4_PAE, EFER_LME | EFER_LMA),
+        CpuMode::Real => (cr0::ET, 0, 0),
+        CpuMode::Protected => (cr0::ET | cr0::PE, 0, 0),
+        CpuMode::Long => (cr0::ET | cr0::PE | cr0::PG, cr4::PAE, efer::LME | efer::LMA),
     };
     control::CR0_MASK.write(cr0_mask(capabilities));
     control::CR4_MASK.write(cr4_mask(capabilities));
@@ -828,6 +841,8 @@ fn write_guest_state(vcpu: &VmxVcpu, start: &StartState) {
     control::ENTRY.write(entry);
     control::ENTRY_INTERRUPTION_INFO.write(0);
     control::ENTRY_EXCEPTION_ERROR_CODE.write(0);
+    // No interrupt-window request survives a restart.
+    control::PRIMARY_PROCESSOR_BASED.write(capabilities.primary);
 
     match start.mode {
         CpuMode::Real => {

@@ -6,15 +6,14 @@
 
 use super::capabilities::Capabilities;
 pub use super::capabilities::{invept_all, invvpid_all};
-use crate::arch::cpu::IA32_FEATURE_CONTROL;
+use crate::rules::bits::cr4;
 use crate::vmx::controls::{apply_fixed_bits, ControlError};
 use core::fmt;
+use x86::msr::IA32_FEATURE_CONTROL;
 use x86::msr::{rdmsr, wrmsr};
 
 const FEATURE_CONTROL_LOCKED: u64 = 1 << 0;
 const FEATURE_CONTROL_VMX_OUTSIDE_SMX: u64 = 1 << 2;
-const CR4_VMXE: u64 = 1 << 13;
-const CR4_OSXSAVE: u64 = 1 << 18;
 
 /// Why VMX could not be turned on.
 #[derive(Debug)]
@@ -82,9 +81,9 @@ pub fn enable() -> Result<Capabilities, VmxError> {
         let cr0 = x86::controlregs::cr0().bits() as u64;
         let cr0 = apply_fixed_bits(cr0, capabilities.cr0_fixed0, capabilities.cr0_fixed1, 0);
         core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
-        let mut cr4 = x86::controlregs::cr4().bits() as u64 | CR4_VMXE;
+        let mut cr4 = x86::controlregs::cr4().bits() as u64 | cr4::VMXE;
         if features.has_xsave() {
-            cr4 |= CR4_OSXSAVE;
+            cr4 |= cr4::OSXSAVE;
         }
         let cr4 = apply_fixed_bits(cr4, capabilities.cr4_fixed0, capabilities.cr4_fixed1, 0);
         core::arch::asm!("mov cr4, {}", in(reg) cr4, options(nostack));
