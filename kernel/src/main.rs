@@ -58,7 +58,7 @@ mod kernel {
     #[no_mangle]
     extern "C" fn kernel_main(magic: u32, info_address: u32) -> ! {
         console::init();
-        arch::gdt::init();
+        arch::percpu::init_boot_cpu();
         arch::idt::init();
         console::init_logger(log::LevelFilter::Info);
         println!();

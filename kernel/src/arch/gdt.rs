@@ -1,4 +1,6 @@
-//! The GDT and the 64-bit TSS with its interrupt stack table.
+//! The GDT and the 64-bit TSS with its interrupt stack table: how they are
+//! built and loaded. Each CPU's own copies live in its per-CPU structure
+//! (`arch::percpu`).
 //!
 //! Double fault, NMI and machine check each run on their own IST stack
 //! (Intel SDM Vol. 3A, 7.14.5 "Interrupt Stack Table"), so that a kernel stack
@@ -7,8 +9,6 @@
 
 use core::arch::asm;
 use core::mem::size_of;
-use core::ptr::addr_of;
-use spin::Once;
 
 /// Kernel code selector.
 pub const KERNEL_CODE: u16 = 0x08;
@@ -36,22 +36,17 @@ pub struct TaskStateSegment {
     io_map_base: u16,
 }
 
-extern "C" {
-    static __df_stack_top: u8;
-    static __nmi_stack_top: u8;
-    static __mc_stack_top: u8;
-}
-
-static TSS: Once<TaskStateSegment> = Once::new();
-static GDT: Once<[u64; 5]> = Once::new();
-
-/// Descriptor of a 64-bit code segment: present, DPL 0, L=1 (SDM 3.4.5).
+/// Descriptor of a 64-bit code segment: present, DPL 0, L=1 (SDM Vol. 3A, 3.4.5).
 const CODE64: u64 = 0x00af_9a00_0000_ffff;
 /// Descriptor of a data segment: present, writable, DPL 0.
 const DATA: u64 = 0x00cf_9200_0000_ffff;
 
+/// A CPU's descriptor table: null, code, data, and the 16-byte TSS
+/// descriptor at [`TSS_SELECTOR`].
+pub type Gdt = [u64; 5];
+
 fn tss_descriptor(base: u64, limit: u64) -> [u64; 2] {
-    // Available 64-bit TSS, type 0x9, present (SDM Vol. 3A, 8.2.3).
+    // Available 64-bit TSS, type 0x9, present (SDM Vol. 3A, 9.2.3).
     let low = (limit & 0xffff)
         | ((base & 0xff_ffff) << 16)
         | (0x89 << 40)
@@ -60,13 +55,14 @@ fn tss_descriptor(base: u64, limit: u64) -> [u64; 2] {
     [low, base >> 32]
 }
 
-/// Loads tessera's GDT and TSS on this CPU and reloads every segment register.
-pub fn init() {
-    let tss = TSS.call_once(|| {
+impl TaskStateSegment {
+    /// A TSS whose interrupt stack table holds the given stack tops for the
+    /// double-fault, NMI and machine-check handlers.
+    pub fn new(double_fault: u64, nmi: u64, machine_check: u64) -> TaskStateSegment {
         let mut interrupt_stacks = [0u64; 7];
-        interrupt_stacks[(IST_DOUBLE_FAULT - 1) as usize] = addr_of!(__df_stack_top) as u64;
-        interrupt_stacks[(IST_NMI - 1) as usize] = addr_of!(__nmi_stack_top) as u64;
-        interrupt_stacks[(IST_MACHINE_CHECK - 1) as usize] = addr_of!(__mc_stack_top) as u64;
+        interrupt_stacks[(IST_DOUBLE_FAULT - 1) as usize] = double_fault;
+        interrupt_stacks[(IST_NMI - 1) as usize] = nmi;
+        interrupt_stacks[(IST_MACHINE_CHECK - 1) as usize] = machine_check;
         TaskStateSegment {
             reserved0: 0,
             privilege_stacks: [0; 3],
@@ -77,22 +73,34 @@ pub fn init() {
             // No I/O permission bitmap: the base lies past the limit.
             io_map_base: size_of::<TaskStateSegment>() as u16,
         }
-    });
-    let tss_base = tss as *const TaskStateSegment as u64;
-    let [tss_low, tss_high] = tss_descriptor(tss_base, size_of::<TaskStateSegment>() as u64 - 1);
-    let gdt = GDT.call_once(|| [0, CODE64, DATA, tss_low, tss_high]);
+    }
+}
 
+/// The GDT for a CPU whose TSS lives at `tss`.
+pub fn build(tss: &TaskStateSegment) -> Gdt {
+    let base = tss as *const TaskStateSegment as u64;
+    let [low, high] = tss_descriptor(base, size_of::<TaskStateSegment>() as u64 - 1);
+    [0, CODE64, DATA, low, high]
+}
+
+/// Loads `gdt` on this CPU and reloads every segment register and TR.
+///
+/// # Safety
+/// `gdt` must have been built by [`build`] for a TSS that, like the GDT
+/// itself, stays in place for as long as this CPU runs.
+pub unsafe fn load(gdt: &Gdt) {
     #[repr(C, packed)]
     struct Pointer {
         limit: u16,
         base: u64,
     }
     let pointer = Pointer {
-        limit: (size_of::<[u64; 5]>() - 1) as u16,
+        limit: (size_of::<Gdt>() - 1) as u16,
         base: gdt.as_ptr() as u64,
     };
-    // SAFETY: the GDT is 'static and holds valid code/data descriptors at the
-    // selectors reloaded here; the far return reloads CS with KERNEL_CODE.
+    // SAFETY: the GDT holds valid code/data descriptors at the selectors
+    // reloaded here and an available TSS at TSS_SELECTOR (caller's promise
+    // that both outlive their use); the far return reloads CS.
     unsafe {
         asm!(
             "lgdt [{pointer}]",
@@ -112,11 +120,4 @@ pub fn init() {
             tmp = lateout(reg) _,
         );
     }
-}
-
-/// The TSS base and GDT base, which the VMCS host-state area needs.
-pub fn bases() -> (u64, u64) {
-    let tss = TSS.get().map_or(0, |t| t as *const _ as u64);
-    let gdt = GDT.get().map_or(0, |g| g.as_ptr() as u64);
-    (tss, gdt)
 }

@@ -13,6 +13,8 @@ pub mod identity_map;
 #[cfg(target_os = "none")]
 pub mod idt;
 #[cfg(target_os = "none")]
+pub mod percpu;
+#[cfg(target_os = "none")]
 pub mod tsc;
 
 #[cfg(target_os = "none")]

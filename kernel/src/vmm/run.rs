@@ -7,7 +7,7 @@ use super::vm;
 use super::vm::Backend;
 use super::vm::{StopReason, Vm};
 use crate::options::{is_valid_name, ModuleOptions, ModuleRole};
-use crate::vmm::sched::{RoundRobin, RunState};
+use crate::vmm::sched::RunState;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -101,13 +101,13 @@ pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
         timeslice_us,
         slice_tsc
     );
-    let mut round_robin = RoundRobin::default();
-    let mut current: Option<usize> = None;
+    let cpu = crate::arch::percpu::this_cpu();
     let mut states: Vec<RunState> = Vec::with_capacity(vms.len());
     loop {
         states.clear();
         states.extend(vms.iter().map(|vm| vm.state));
-        let Some(index) = round_robin.pick(&states) else {
+        let picked = cpu.scheduler.lock().pick(&states);
+        let Some(index) = picked else {
             // Nothing runnable. Sleeping VMs wait for an interrupt, and no
             // virtual device in this build raises one: they will never wake.
             let mut any = false;
@@ -124,22 +124,23 @@ pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
             }
             break;
         };
-        if current != Some(index) {
-            if let Some(previous) = current {
+        if cpu.current_vcpu() != Some(index) {
+            if let Some(previous) = cpu.current_vcpu() {
                 vms[previous].vcpu.unload();
             }
             let vm = &mut vms[index];
             if let Err(failure) = vm.vcpu.load() {
                 finish(vm, StopReason::Fault(failure.meaning.into()));
-                current = None;
+                cpu.set_current_vcpu(None);
                 continue;
             }
-            current = Some(index);
+            cpu.set_current_vcpu(Some(index));
         }
         run_slice(&mut vms[index], slice_tsc);
     }
-    if let Some(previous) = current {
+    if let Some(previous) = cpu.current_vcpu() {
         vms[previous].vcpu.unload();
+        cpu.set_current_vcpu(None);
     }
 }
 

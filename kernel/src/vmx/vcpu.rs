@@ -735,7 +735,8 @@ fn describe_guest_state() -> alloc::string::String {
 }
 
 fn write_host_state() {
-    let (tss_base, gdt_base) = crate::arch::gdt::bases();
+    let cpu = crate::arch::percpu::this_cpu();
+    let (tss_base, gdt_base) = cpu.descriptor_bases();
     let mut idtr = x86::dtables::DescriptorTablePointer::<u64>::default();
     // SAFETY: reading control registers, descriptor-table registers and
     // MSRs has no side effects.
@@ -756,7 +757,8 @@ fn write_host_state() {
     host::GS.write(0);
     host::TR.write(TSS_SELECTOR);
     host::FS_BASE.write(0);
-    host::GS_BASE.write(0);
+    // GS points at the CPU's own structure; every exit restores it.
+    host::GS_BASE.write(cpu.address());
     host::TR_BASE.write(tss_base);
     host::GDTR_BASE.write(gdt_base);
     host::IDTR_BASE.write(idtr.base as u64);

@@ -96,5 +96,6 @@ pub fn enable() -> Result<Capabilities, VmxError> {
         (region.start as *mut u32).write(capabilities.revision);
         x86::bits64::vmx::vmxon(region.start).map_err(|_| VmxError::VmxonFailed)?;
     }
+    crate::arch::percpu::this_cpu().set_vmxon_region(region.start);
     Ok(capabilities)
 }
