@@ -359,7 +359,12 @@ fn exit_floods_do_not_starve_a_neighbour() {
     let mut c = Checks::new(&lines);
     c.check(clean, "the run did not end in a clean power-off");
     probes_pass(&mut c, "ticker", "ticker", &["fair-share"]);
-    for flood in ["rep-outsb-64k", "console-write-4096", "tight-out-loop"] {
+    for flood in [
+        "rep-outsb-64k",
+        "console-write-4096",
+        "console-print-4096",
+        "tight-out-loop",
+    ] {
         c.before(
             &[" ticker | ticker: done"],
             &[&format!("flood: {flood} done:")],
@@ -367,7 +372,13 @@ fn exit_floods_do_not_starve_a_neighbour() {
         );
     }
     c.has(&["tessera: all VMs have stopped"]);
-    for vm in ["ticker", "flood-outs", "flood-hc", "flood-out"] {
+    for vm in [
+        "ticker",
+        "flood-outs",
+        "flood-hc",
+        "flood-out",
+        "flood-print",
+    ] {
         c.summary(vm, "exited", "exit code 0");
     }
     c.finish(&stderr);

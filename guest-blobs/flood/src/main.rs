@@ -8,6 +8,9 @@
 //! - name containing `hc`: endless `CONSOLE_WRITE` hypercalls of 4096 bytes
 //!   (carriage returns, which the console drops, so the transcript stays
 //!   small);
+//! - name containing `print`: endless `CONSOLE_WRITE` hypercalls of 4096
+//!   bytes of real text, 64 lines each, which the hypervisor must send out
+//!   of the serial port at the port's pace;
 //! - any other name (`out`): a tight `out 0x80, al` loop.
 //!
 //! It reads the TSC, yields once (so every VM has started), then floods
@@ -36,11 +39,24 @@ const PORT: u16 = 0x80;
 
 static mut BUFFER: [u8; 65536] = [0; 65536];
 static CARRIAGE_RETURNS: [u8; 4096] = [b'\r'; 4096];
+/// 64 lines of 63 characters and a newline.
+static TEXT: [u8; 4096] = text();
+
+const fn text() -> [u8; 4096] {
+    let mut text = [b'.'; 4096];
+    let mut line = 0;
+    while line < 64 {
+        text[line * 64 + 63] = b'\n';
+        line += 1;
+    }
+    text
+}
 
 #[derive(Clone, Copy)]
 enum Kind {
     Outs,
     Hypercall,
+    Print,
     Out,
 }
 
@@ -52,12 +68,15 @@ fn main() -> u64 {
         Kind::Outs
     } else if name.contains("hc") {
         Kind::Hypercall
+    } else if name.contains("print") {
+        Kind::Print
     } else {
         Kind::Out
     };
     let what = match kind {
         Kind::Outs => "rep-outsb-64k",
         Kind::Hypercall => "console-write-4096",
+        Kind::Print => "console-print-4096",
         Kind::Out => "tight-out-loop",
     };
     println!("flood: {what}: flooding for {WINDOW} TSC ticks");
@@ -85,6 +104,9 @@ fn main() -> u64 {
             }
             Kind::Hypercall => {
                 let _ = guest_rt::hypercall::console_write(&CARRIAGE_RETURNS);
+            }
+            Kind::Print => {
+                let _ = guest_rt::console::write_all(&TEXT);
             }
             Kind::Out => {
                 for _ in 0..256 {

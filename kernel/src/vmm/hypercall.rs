@@ -6,7 +6,9 @@
 //! never renumber, only add.
 
 /// `console_write(buffer, length) -> bytes written`: prints guest text,
-/// line-buffered and prefixed with the VM's name.
+/// line-buffered and prefixed with the VM's name. May take fewer than
+/// `length` bytes (never none) when the VM's time slice ran out while its
+/// lines were going out: call again with the rest.
 pub const CONSOLE_WRITE: u64 = 0;
 /// `yield() -> 0`: gives up the rest of the time slice.
 pub const YIELD: u64 = 1;

@@ -148,8 +148,8 @@ pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
 /// wall-clock deadline, so the time tessera spends on the VM's exits is the
 /// VM's too.
 fn run_slice<V: Vcpu>(vm: &mut Vm<V>, slice_tsc: u64) {
-    vm.vcpu
-        .set_slice_deadline(crate::arch::tsc::rdtsc().saturating_add(slice_tsc));
+    vm.slice_deadline = crate::arch::tsc::rdtsc().saturating_add(slice_tsc);
+    vm.vcpu.set_slice_deadline(vm.slice_deadline);
     loop {
         let exit = match vm.vcpu.run() {
             Ok(exit) => exit,

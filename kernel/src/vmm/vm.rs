@@ -67,11 +67,23 @@ impl VmConsole {
     }
 }
 
+impl VmConsole {
+    /// Takes one byte; prints the line it completes. Returns whether it
+    /// printed one (the expensive part: the serial port's pace).
+    pub fn push(&mut self, byte: u8) -> bool {
+        match self.line.push(byte) {
+            Some(line) => {
+                super::io::emit_line(self.id, &self.name, line);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl ConsoleSink for VmConsole {
     fn transmit(&mut self, byte: u8) {
-        if let Some(line) = self.line.push(byte) {
-            super::io::emit_line(self.id, &self.name, line);
-        }
+        self.push(byte);
     }
 }
 
@@ -134,6 +146,9 @@ pub struct Vm<V: Vcpu> {
     pub console: VmConsole,
     /// Restarts so far.
     pub restarts: u32,
+    /// The TSC value at which the current slice ends: work tessera does for
+    /// the VM (printing its lines, say) stops there.
+    pub slice_deadline: u64,
     /// Virtualized MSR values.
     pub msrs: VirtualMsrs,
 }
@@ -199,6 +214,7 @@ impl<V: Vcpu> Vm<V> {
             irq: InterruptLines::new(),
             console,
             restarts: 0,
+            slice_deadline: 0,
             msrs: VirtualMsrs::default(),
         })
     }
