@@ -20,10 +20,12 @@
 //! | `arch`     |                                               | GDT/TSS/IDT, host paging, CPU, TSC         |
 //!
 //! Citations: "SDM" is the Intel 64 and IA-32 Architectures Software
-//! Developer's Manual, order number 325462-080US (June 2023), whose Vol. 3C
-//! numbers the VMX chapters 25 (VMCS), 26 (VMX non-root operation), 27 (VM
-//! entries), 28 (VM exits), 29 (EPT) and 31 (VMX instruction reference);
-//! cited as "SDM Vol. 3C, 27.3.1" (volume, section). "APM" is the AMD64
+//! Developer's Manual in its editions since 2024 (order number 325462-084US,
+//! June 2024), which number paging Vol. 3A chapter 5, interrupts chapter 7,
+//! and the VMX chapters of Vol. 3C 25 (VMX operation, VMXON), 26 (VMCS), 27
+//! (VMX non-root operation), 28 (VM entries), 29 (VM exits), 30 (EPT and
+//! VPIDs) and 32 (VMX instruction reference); cited as "SDM Vol. 3C,
+//! 28.3.1" (volume, section) or "Table 29-5". "APM" is the AMD64
 //! Architecture Programmer's Manual, publication 24593, cited as "APM
 //! Vol. 2, 15.5".
 

@@ -33,7 +33,7 @@ pub const GDT: [u64; 4] = [
     // The null descriptor.
     0,
     // Code, execute/read, accessed (type 0xB); L = 1 and D = 0, since "if the
-    // L-bit is set, then the D-bit must be cleared" (SDM 3.4.5).
+    // L-bit is set, then the D-bit must be cleared" (SDM Vol. 3A, 3.4.5).
     0x00af_9b00_0000_ffff,
     // Data, read/write, accessed (type 0x3); B = 1 for a 32-bit stack.
     0x00cf_9300_0000_ffff,

@@ -12,7 +12,7 @@ use crate::vmm::vm::Backend;
 use alloc::format;
 use alloc::string::String;
 
-/// MSRs a guest may read and write directly (SDM Vol. 3C, 25.6.9 for the
+/// MSRs a guest may read and write directly (SDM Vol. 3C, 26.6.9 for the
 /// bitmap layout): the segment bases, which the VMCS switches, and the
 /// SYSCALL MSRs and KERNEL_GS_BASE, which the vCPU switches.
 const PASS_THROUGH_MSRS: [u32; 10] = [
@@ -40,7 +40,7 @@ pub struct VmxBackend {
 
 fn clear_msr_intercept(bitmap: &mut [u8], msr: u32) {
     // Read bitmap for low MSRs at 0, high MSRs at 1024; write bitmaps at
-    // 2048 and 3072 (SDM Vol. 3C, 25.6.9).
+    // 2048 and 3072 (SDM Vol. 3C, 26.6.9).
     let (base, index) = match msr {
         0..=0x1fff => (0, msr),
         0xc000_0000..=0xc000_1fff => (1024, msr - 0xc000_0000),
@@ -93,7 +93,7 @@ impl Backend for VmxBackend {
         super::invept_all();
         let structures = VmStructures {
             ept_pointer: ept::pointer(tables.root()),
-            // VPIDs 1..=65535; 0 belongs to the host (SDM Vol. 3C, 29.1).
+            // VPIDs 1..=65535; 0 belongs to the host (SDM Vol. 3C, 30.1).
             vpid: (id % 0xffff + 1) as u16,
             io_bitmaps: self.io_bitmaps.start,
             msr_bitmap: self.msr_bitmap.start,

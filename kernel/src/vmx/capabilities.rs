@@ -170,7 +170,7 @@ impl Capabilities {
                 ControlField::Exit,
                 rdmsr(pick(IA32_VMX_TRUE_EXIT_CTLS, IA32_VMX_EXIT_CTLS)),
                 // Without "save debug controls" a guest's DR7 and DEBUGCTL
-                // would be lost at every exit (SDM Vol. 3C, 28.3.1).
+                // would be lost at every exit (SDM Vol. 3C, 29.3.1).
                 exit_controls::HOST_ADDRESS_SPACE_SIZE
                     | exit_controls::SAVE_DEBUG_CONTROLS
                     | exit_controls::ACKNOWLEDGE_INTERRUPT
@@ -239,7 +239,7 @@ impl Capabilities {
     }
 }
 
-/// Flushes every EPT-derived translation (INVEPT type 2, SDM Vol. 3C, 31.3).
+/// Flushes every EPT-derived translation (INVEPT type 2, SDM Vol. 3C, 32.3).
 pub fn invept_all() {
     let descriptor = [0u64; 2];
     // SAFETY: all-context INVEPT only drops cached translations; the

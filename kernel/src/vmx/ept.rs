@@ -1,4 +1,4 @@
-//! Extended page tables for one VM (SDM Vol. 3C, 29.3 "The Extended Page
+//! Extended page tables for one VM (SDM Vol. 3C, 30.3 "The Extended Page
 //! Table Mechanism").
 //!
 //! A VM's guest-physical space is its RAM, `[0, size)`, backed by one
@@ -8,7 +8,7 @@
 //!
 //! **Memory types.** Guest RAM is ordinary host RAM, which the hypervisor
 //! maps write-back. Every RAM leaf says write-back (bits 5:3) *and* ignores
-//! the guest's PAT (bit 6, IPAT; SDM Vol. 3C, 29.3.7.2): otherwise a guest
+//! the guest's PAT (bit 6, IPAT; SDM Vol. 3C, 30.3.7.2): otherwise a guest
 //! PAT entry of UC or WC would combine with the EPT type into an uncached
 //! alias of frames the host (loading, clearing, copying for string I/O)
 //! accesses write-back, and mixed-type aliases of one frame are undefined
@@ -37,7 +37,7 @@ pub enum Ept {}
 impl TableFormat for Ept {
     const TABLE_FLAGS: u64 = READ | WRITE | EXECUTE;
     fn is_present(entry: u64) -> bool {
-        // An entry is present when any of bits 2:0 is set (SDM 30.3.2).
+        // An entry is present when any of bits 2:0 is set (SDM Vol. 3C, 30.3.2).
         entry & (READ | WRITE | EXECUTE) != 0
     }
 }
@@ -59,7 +59,7 @@ pub fn build(
     Ok(tables)
 }
 
-/// The EPT pointer for VMCS field 0x201A (SDM 26.6.11): write-back paging
+/// The EPT pointer for VMCS field 0x201A (SDM Vol. 3C, 26.6.11): write-back paging
 /// structures, a 4-level walk (value 3 in bits 5:3), the PML4 address.
 pub const fn pointer(root: u64) -> u64 {
     6 | (3 << 3) | root

@@ -1,8 +1,8 @@
 //! Decoding a VM exit into a typed event for the vendor-neutral core.
 //!
-//! Field layouts: exit qualifications in SDM Vol. 3C, 28.2.1 (Tables 28-3
-//! for control-register accesses, 28-5 for I/O, 28-7 for EPT violations);
-//! interruption information in 25.9.2.
+//! Field layouts: exit qualifications in SDM Vol. 3C, 29.2.1 (Tables 29-3
+//! for control-register accesses, 29-5 for I/O, 29-7 for EPT violations);
+//! interruption information in 26.9.2.
 
 use super::exit_reason::reason;
 use super::vmcs::{exit, guest};
@@ -19,7 +19,7 @@ pub fn basic_reason() -> u32 {
 pub fn decode(reason: u32) -> Exit {
     match reason {
         reason::EXCEPTION_OR_NMI => {
-            // Interruption information (SDM Vol. 3C, 25.9.2): vector 7:0,
+            // Interruption information (SDM Vol. 3C, 26.9.2): vector 7:0,
             // type 10:8 (2 = NMI), error code valid 11.
             let info = exit::INTERRUPTION_INFO.read();
             if (info >> 8) & 7 == 2 {
@@ -65,7 +65,7 @@ pub fn decode(reason: u32) -> Exit {
             detail: exit::QUALIFICATION.read(),
         },
         reason::EPT_VIOLATION => {
-            // EPT-violation qualification (SDM Vol. 3C, Table 28-7): bit 1
+            // EPT-violation qualification (SDM Vol. 3C, Table 29-7): bit 1
             // write, bit 2 fetch, bit 7 linear address valid.
             let q = exit::QUALIFICATION.read();
             Exit::UnmappedMemory {
@@ -90,7 +90,7 @@ pub fn decode(reason: u32) -> Exit {
     }
 }
 
-/// Control-register access qualification (SDM Vol. 3C, Table 28-3): CR
+/// Control-register access qualification (SDM Vol. 3C, Table 29-3): CR
 /// number 3:0, access type 5:4, register 11:8, LMSW source 31:16.
 fn control_register_access(q: u64) -> ControlRegisterAccess {
     let register = (q & 0xf) as u8;

@@ -10,8 +10,8 @@
 //! between VMs ([`Vcpu::unload`], [`Vcpu::load`]).
 //!
 //! CR0.CD and CR0.NW are owned by tessera (guest/host mask plus read
-//! shadow): VM entry and exit never load them (SDM Vol. 3C, 27.3.2.1 and
-//! 28.5.1), so a guest that set CD on the real CPU would leave the host and
+//! shadow): VM entry and exit never load them (SDM Vol. 3C, 28.3.2.1 and
+//! 29.5.1), so a guest that set CD on the real CPU would leave the host and
 //! every later VM running uncached. The guest reads back what it wrote; the
 //! CPU always runs with both clear.
 
@@ -43,12 +43,12 @@ const DR7_DEFAULT: u64 = 0x400;
 const DR6_DEFAULT: u64 = 0xffff_0ff0;
 /// #DB and #AC: intercepted, because their delivery can raise the same
 /// exception again and loop forever inside the CPU, where no VM exit or
-/// interrupt can end it (CVE-2015-8104, CVE-2015-5307; SDM Vol. 3C, 26.2).
+/// interrupt can end it (CVE-2015-8104, CVE-2015-5307; SDM Vol. 3C, 27.2).
 const INTERCEPTED_EXCEPTIONS: u32 = (1 << 1) | (1 << 17);
 const VECTOR_DB: u8 = 1;
 const VECTOR_AC: u8 = 17;
 
-/// Segment access rights (SDM Vol. 3C, Table 25-2).
+/// Segment access rights (SDM Vol. 3C, Table 26-2).
 mod access {
     /// Real-mode code: present, S, type 11 (execute/read, accessed).
     pub const REAL_CODE: u32 = 0x9b;
@@ -180,7 +180,7 @@ unsafe fn xsetbv(value: u64) {
     unsafe { x86::controlregs::xcr0_write(x86::controlregs::Xcr0::from_bits_truncate(value)) };
 }
 
-/// Text for VM-instruction error numbers (SDM Vol. 3C, 31.4).
+/// Text for VM-instruction error numbers (SDM Vol. 3C, 32.4).
 fn instruction_error_text(error: u32) -> &'static str {
     match error {
         5 => "VMLAUNCH of a VMCS already launched",
@@ -215,7 +215,7 @@ impl VmxVcpu {
         let xsave = XsaveArea::new().ok_or(VcpuError::OutOfMemory)?;
         let vmcs = crate::mm::allocate_zeroed(4096, 4096).map_err(|_| VcpuError::OutOfMemory)?;
         // SAFETY: the page is fresh and identity-mapped; it becomes this
-        // vCPU's VMCS, initialised by VMCLEAR (SDM Vol. 3C, 25.11.3).
+        // vCPU's VMCS, initialised by VMCLEAR (SDM Vol. 3C, 26.11.3).
         let cleared = unsafe {
             (vmcs.start as *mut u32).write(capabilities.revision);
             x86::bits64::vmx::vmclear(vmcs.start).is_ok()
@@ -253,7 +253,7 @@ impl VmxVcpu {
     }
 
     /// CR0 as the guest sees it: its own bits from the guest field, the bits
-    /// tessera owns from the read shadow (SDM Vol. 3C, 25.6.6).
+    /// tessera owns from the read shadow (SDM Vol. 3C, 26.6.6).
     fn visible_cr0(&self) -> u64 {
         let mask = control::CR0_MASK.read();
         (guest::CR0.read() & !mask) | (control::CR0_SHADOW.read() & mask)
@@ -304,7 +304,7 @@ impl VmxVcpu {
 
     /// Reflects an intercepted #DB or #AC back to the guest, as the CPU
     /// would have delivered it. For #DB the exit qualification holds the
-    /// DR6 bits the CPU did not write (SDM Vol. 3C, 28.2.1, Table 28-1).
+    /// DR6 bits the CPU did not write (SDM Vol. 3C, 29.2.1, Table 29-1).
     fn reflect_exception(&mut self, vector: u8, error_code: Option<u32>) {
         if vector == VECTOR_DB {
             let bits = exit::QUALIFICATION.read() & 0x600f;
@@ -329,7 +329,7 @@ impl Vcpu for VmxVcpu {
         }
         // `set_slice_deadline` keeps the deadline within the timer's reach.
         // A timer of 0 exits before the guest runs an instruction (SDM Vol.
-        // 3C, 26.5.1), which is right for a slice that is as good as over.
+        // 3C, 27.5.1), which is right for a slice that is as good as over.
         let ticks = (self.slice_deadline - now) >> self.capabilities.preemption_timer_rate;
         guest::PREEMPTION_TIMER.write(ticks as u32);
         // SAFETY: this VMCS is current (the scheduler calls `load` first)
@@ -345,7 +345,7 @@ impl Vcpu for VmxVcpu {
         self.launched = true;
         // An injected event was delivered (or is reported again through the
         // IDT-vectoring information): VM exit clears the valid bit of the
-        // entry field (SDM Vol. 3C, 27.6.1.1).
+        // entry field (SDM Vol. 3C, 26.8.3).
         self.event_pending = false;
         let reason = super::exit::basic_reason();
         self.exits.record(reason);
@@ -434,7 +434,7 @@ impl Vcpu for VmxVcpu {
 
     fn set_pdptes(&mut self, pdptes: [u64; 4]) {
         // Under PAE paging VM entry takes the PDPTEs from these fields, not
-        // from memory (SDM Vol. 3C, 27.3.2.4).
+        // from memory (SDM Vol. 3C, 28.3.2.4).
         for (field, entry) in guest::PDPTES.iter().zip(pdptes) {
             field.write(entry);
         }
@@ -442,7 +442,7 @@ impl Vcpu for VmxVcpu {
 
     fn pdptes(&self) -> [u64; 4] {
         // With EPT, VM exit saves the PDPTEs the guest runs with (SDM Vol.
-        // 3C, 28.3.4).
+        // 3C, 29.3.4).
         guest::PDPTES.map(|field| field.read())
     }
 
@@ -451,7 +451,7 @@ impl Vcpu for VmxVcpu {
             super::invvpid_all();
         }
         // Without VPIDs every VM entry and exit flushes the guest's
-        // linear translations already (SDM Vol. 3C, 29.4.3.3).
+        // linear translations already (SDM Vol. 3C, 30.4.3.3).
     }
 
     fn cr8(&self) -> u64 {
@@ -533,9 +533,9 @@ impl Vcpu for VmxVcpu {
     }
 
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
-        // Hardware exception, valid (SDM Vol. 3C, 25.8.3). An error code is
+        // Hardware exception, valid (SDM Vol. 3C, 26.8.3). An error code is
         // delivered only in protected mode: in real mode the entry would
-        // fail (27.2.1.3). The guest's *real* CR0.PE decides — with
+        // fail (28.2.1.3). The guest's *real* CR0.PE decides — with
         // unrestricted guest it is the guest's own bit — never the read
         // shadow, which tessera does not keep for PE.
         let protected = guest::CR0.read() & cr0::PE != 0;
@@ -549,7 +549,7 @@ impl Vcpu for VmxVcpu {
     }
 
     fn inject_interrupt(&mut self, vector: u8) {
-        // External interrupt (type 0), valid (SDM Vol. 3C, 25.8.3).
+        // External interrupt (type 0), valid (SDM Vol. 3C, 26.8.3).
         control::ENTRY_INTERRUPTION_INFO.write(vector as u32 | (1 << 31));
         self.event_pending = true;
     }
@@ -560,7 +560,7 @@ impl Vcpu for VmxVcpu {
 
     fn interruptible(&self) -> bool {
         // Blocking by STI (bit 0) or MOV SS (bit 1) holds interrupts off for
-        // one instruction (SDM Vol. 3C, 25.4.2, Table 25-3).
+        // one instruction (SDM Vol. 3C, 26.4.2, Table 26-3).
         guest::RFLAGS.read() & rflags::IF != 0 && guest::INTERRUPTIBILITY.read() & 3 == 0
     }
 
@@ -691,7 +691,7 @@ impl Vcpu for VmxVcpu {
 impl Drop for VmxVcpu {
     fn drop(&mut self) {
         // SAFETY: VMCLEAR flushes the VMCS out of the CPU before its page is
-        // reused (SDM Vol. 3C, 25.11.1).
+        // reused (SDM Vol. 3C, 26.11.1).
         unsafe {
             let _ = x86::bits64::vmx::vmclear(self.vmcs.start);
         }
@@ -699,7 +699,7 @@ impl Drop for VmxVcpu {
     }
 }
 
-/// The guest state that VM-entry checks look at (SDM Vol. 3C, 27.3.1), for
+/// The guest state that VM-entry checks look at (SDM Vol. 3C, 28.3.1), for
 /// the report of a failed entry.
 fn describe_guest_state() -> alloc::string::String {
     let segment = |name: &str, s: guest::Segment| {

@@ -10,7 +10,7 @@
 
 /// VMREAD of `field` from the current VMCS.
 ///
-/// VMfailInvalid sets CF and VMfailValid sets ZF (SDM Vol. 3C, 31.2): both
+/// VMfailInvalid sets CF and VMfailValid sets ZF (SDM Vol. 3C, 32.2): both
 /// mean tessera used a field this CPU does not have or has no current VMCS,
 /// a hypervisor bug. The failure branch is a UD2, so the crash report names
 /// the exact instruction, and the success path costs one taken-never jump —
@@ -208,7 +208,7 @@ pub mod guest {
     segment!(TR, TR_SELECTOR, TR_BASE, TR_LIMIT, TR_ACCESS_RIGHTS);
 
     /// The four PAE page-directory-pointer-table entries, which VM entry
-    /// loads when the guest uses PAE paging (SDM Vol. 3C, 27.3.2.4).
+    /// loads when the guest uses PAE paging (SDM Vol. 3C, 28.3.2.4).
     pub const PDPTES: [Field64; 4] = [
         Field64(g::PDPTE0_FULL),
         Field64(g::PDPTE1_FULL),

@@ -91,7 +91,7 @@ pub fn enable() -> Result<Capabilities, VmxError> {
 
     let region = crate::mm::allocate_zeroed(4096, 4096).map_err(|_| VmxError::OutOfMemory)?;
     // SAFETY: the region is a fresh identity-mapped page owned by VMX from
-    // now on; the first 4 bytes carry the revision identifier (SDM 25.11.5).
+    // now on; the first 4 bytes carry the revision identifier (SDM Vol. 3C, 26.11.5).
     unsafe {
         (region.start as *mut u32).write(capabilities.revision);
         x86::bits64::vmx::vmxon(region.start).map_err(|_| VmxError::VmxonFailed)?;
