@@ -48,7 +48,10 @@ pub enum Commands {
     Boot(BootArgs),
     /// Boot the `bench` guest and report the round trip of a guest CPUID, a
     /// hypercall and an unhandled port read (default engine: Bochs, whose TSC
-    /// counts instructions, so the figures are exact path lengths).
+    /// counts instructions, so the figures are exact path lengths), and the
+    /// hypervisor's loaded size; then the scale measure: N copies of the
+    /// `race` guest side by side, their min/median/max progress, Jain's
+    /// fairness index and the host memory per VM.
     Bench(BenchArgs),
 }
 
@@ -62,6 +65,25 @@ pub struct BenchArgs {
     /// Give up after this many seconds (0: never).
     #[arg(long, value_name = "S", default_value_t = 300)]
     pub timeout: u64,
+    /// The scale measure's copy counts, comma-separated: one boot each.
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',',
+          default_values_t = crate::scale::DEFAULT_SIZES,
+          value_parser = clap::value_parser!(u32).range(1..=crate::scale::MAX_COPIES as i64))]
+    pub scale: Vec<u32>,
+    /// Leave out the scale measure (only the exit paths and the hypervisor's size).
+    #[arg(long, conflicts_with = "scale")]
+    pub no_scale: bool,
+}
+
+impl BenchArgs {
+    /// The copy counts to measure, none with `--no-scale`.
+    pub fn scale_sizes(&self) -> &[u32] {
+        if self.no_scale {
+            &[]
+        } else {
+            &self.scale
+        }
+    }
 }
 
 /// `tessera iso`.
@@ -185,6 +207,28 @@ mod tests {
         assert_eq!(args.flags.mem, 1024);
         assert!(Cli::try_parse_from(["tessera", "boot", "x.iso", "--engine", "vmware"]).is_err());
         assert!(Cli::try_parse_from(["tessera", "boot", "x.iso", "--cpus", "0"]).is_err());
+    }
+
+    fn bench(args: &[&str]) -> Result<BenchArgs, clap::Error> {
+        let argv = ["tessera", "bench"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Some(Commands::Bench(args)) => Ok(args),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bench_scale_sizes() {
+        assert_eq!(bench(&[]).unwrap().scale_sizes(), [64, 256]);
+        assert_eq!(bench(&["--scale", "8"]).unwrap().scale_sizes(), [8]);
+        assert_eq!(
+            bench(&["--scale", "64,128,256"]).unwrap().scale_sizes(),
+            [64, 128, 256]
+        );
+        assert!(bench(&["--no-scale"]).unwrap().scale_sizes().is_empty());
+        assert!(bench(&["--scale", "257"]).is_err());
+        assert!(bench(&["--scale", "0"]).is_err());
+        assert!(bench(&["--scale", "64", "--no-scale"]).is_err());
     }
 
     #[test]

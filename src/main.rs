@@ -15,17 +15,18 @@ mod grubcfg;
 mod iso;
 mod options;
 mod process;
+mod scale;
 mod transcript;
 mod workspace;
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use crate::boot::BootOptions;
-use crate::cli::{BootFlags, Cli, Commands};
+use crate::cli::{BenchArgs, BootFlags, Cli, Commands};
 use crate::config::Config;
 use crate::engine::{EngineChoice, HostVirtualization};
 
@@ -60,41 +61,7 @@ fn run(command: Commands) -> Result<u8> {
             Ok(0)
         }
         Commands::Boot(args) => boot_iso(&args.iso, &args.flags),
-        Commands::Bench(args) => {
-            // Known before anything is built: the bench guest must run.
-            if let Ok(engine) = engine::resolve(args.engine, HostVirtualization::probe()) {
-                if let Some(why) = engine.cannot_run_guests() {
-                    bail!("bench cannot use --engine {}: {why}", engine.name());
-                }
-            }
-            let root = workspace::root()?;
-            deps::ensure(deps::ISO)?;
-            let kernel = workspace::build_kernel(&root)?;
-            workspace::build_guest_blobs(&root)?;
-            let config = load_config(&root.join("guest-blobs").join("bench.toml"))?;
-            let target = workspace::target_dir(&root);
-            let out = target.join("tessera-bench.iso");
-            iso::build(&config, &kernel, &out)?;
-            let log = target.join("tessera-bench.serial.log");
-            let flags = BootFlags {
-                engine: args.engine,
-                timeout: args.timeout,
-                log: Some(log.clone()),
-                ..BootFlags::default()
-            };
-            let code = boot_iso(&out, &flags)?;
-            if code != 0 {
-                return Ok(code);
-            }
-            let transcript = std::fs::read_to_string(&log)?;
-            let engine = match args.engine {
-                EngineChoice::Bochs => "bochs",
-                EngineChoice::BochsUefi => "bochs-uefi",
-                _ => "the chosen engine",
-            };
-            print!("{}", bench::report(&bench::parse(&transcript), engine)?);
-            Ok(0)
-        }
+        Commands::Bench(args) => bench(&args),
         Commands::Demo(flags) => {
             let root = workspace::root()?;
             deps::ensure(deps::ISO)?;
@@ -107,6 +74,112 @@ fn run(command: Commands) -> Result<u8> {
             boot_iso(&out, &flags)
         }
     }
+}
+
+/// `tessera bench`: the exit-path table and the hypervisor's loaded size from
+/// one boot of the bench guest, then one boot per scale size. The reports are
+/// printed together at the end, after the transcripts; on a failure, what was
+/// measured until then is printed before the error.
+fn bench(args: &BenchArgs) -> Result<u8> {
+    // Known before anything is built: the bench guest must run.
+    if let Ok(engine) = engine::resolve(args.engine, HostVirtualization::probe()) {
+        if let Some(why) = engine.cannot_run_guests() {
+            bail!("bench cannot use --engine {}: {why}", engine.name());
+        }
+    }
+    let root = workspace::root()?;
+    deps::ensure(deps::ISO)?;
+    let kernel = workspace::build_kernel(&root)?;
+    workspace::build_guest_blobs(&root)?;
+    let config = load_config(&root.join("guest-blobs").join("bench.toml"))?;
+    let target = workspace::target_dir(&root);
+    let out = target.join("tessera-bench.iso");
+    iso::build(&config, &kernel, &out)?;
+    let log = target.join("tessera-bench.serial.log");
+    let flags = BootFlags {
+        engine: args.engine,
+        timeout: args.timeout,
+        log: Some(log.clone()),
+        ..BootFlags::default()
+    };
+    let code = boot_iso(&out, &flags)?;
+    if code != 0 {
+        return Ok(code);
+    }
+    let transcript = std::fs::read_to_string(&log)?;
+    let engine = match args.engine {
+        EngineChoice::Bochs => "bochs",
+        EngineChoice::BochsUefi => "bochs-uefi",
+        _ => "the chosen engine",
+    };
+    let mut report = bench::report(&bench::parse(&transcript), engine)?;
+    let Some(image) = scale::parse_kernel_image(&transcript) else {
+        bail!("the kernel printed no `memory: …; kernel <size> at <address>` line");
+    };
+    report.push_str(&format!(
+        "hypervisor: {} KiB loaded ({} bytes at {})\n",
+        image.bytes >> 10,
+        image.bytes,
+        image.address
+    ));
+
+    let mut results = Vec::new();
+    for &copies in args.scale_sizes() {
+        match scale_run(&root, &kernel, copies, args) {
+            Ok(result) => results.push(result),
+            Err(error) => {
+                print!("{report}");
+                if !results.is_empty() {
+                    print!("{}", scale::report(&results, engine));
+                }
+                return Err(error);
+            }
+        }
+    }
+    print!("{report}");
+    if !results.is_empty() {
+        print!("{}", scale::report(&results, engine));
+    }
+    Ok(0)
+}
+
+/// Boots `copies` copies of the race guest and evaluates their progress.
+fn scale_run(
+    root: &Path,
+    kernel: &Path,
+    copies: u32,
+    args: &BenchArgs,
+) -> Result<scale::ScaleResult> {
+    let target = workspace::target_dir(root);
+    let image = root.join("guest-blobs").join("build").join("race.elf");
+    // Written out, so that the run can be repeated with `iso` and `boot`.
+    let config_path = target.join(format!("tessera-scale-{copies}.toml"));
+    std::fs::write(&config_path, scale::config_toml(copies, &image)?)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let config = load_config(&config_path)?;
+    let out = target.join(format!("tessera-scale-{copies}.iso"));
+    iso::build(&config, kernel, &out)?;
+    let log = target.join(format!("tessera-scale-{copies}.serial.log"));
+    let outcome = boot::boot(&BootOptions {
+        iso: out,
+        engine: args.engine,
+        cpus: 1,
+        mem_mib: scale::machine_mib(copies),
+        timeout: (args.timeout > 0).then(|| std::time::Duration::from_secs(args.timeout)),
+        log: Some(log.clone()),
+    })?;
+    let transcript = std::fs::read_to_string(&log).unwrap_or_default();
+    let result = scale::evaluate(copies, &transcript).with_context(|| {
+        format!(
+            "scale run with {copies} VMs ({}; transcript in {})",
+            outcome.describe(),
+            log.display()
+        )
+    })?;
+    if outcome.exit_code() != 0 {
+        bail!("scale run with {copies} VMs: {}", outcome.describe());
+    }
+    Ok(result)
 }
 
 /// Reads and checks a VM config, and says what the kernel will warn about.
