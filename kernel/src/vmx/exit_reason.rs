@@ -1,8 +1,7 @@
 //! VM-exit basic reasons (SDM Vol. 3D, Appendix C) and per-VM counts.
 
-/// The number of basic exit reasons tracked: 0..=77 are defined today, and a
-/// power of two lets [`ExitCounts::record`] index without a bounds check.
-pub const EXIT_REASON_COUNT: usize = 128;
+/// The number of basic exit reasons tracked (0..=77 are defined today).
+pub const EXIT_REASON_COUNT: usize = 80;
 
 /// Basic exit reasons (SDM Vol. 3D, Appendix C), by name: the one place
 /// their numbers are written.
@@ -204,11 +203,10 @@ impl Default for ExitCounts {
 }
 
 impl ExitCounts {
-    /// Counts one exit; reasons past the table wrap around it (none are
-    /// defined there).
+    /// Counts one exit; reasons past the table count in its last slot.
     #[inline(always)]
     pub fn record(&mut self, reason: u32) {
-        self.counts[reason as usize % EXIT_REASON_COUNT] += 1;
+        self.counts[(reason as usize).min(EXIT_REASON_COUNT - 1)] += 1;
     }
 
     /// The count for one reason.
@@ -257,7 +255,7 @@ mod tests {
         counts.record(12);
         counts.record(500);
         let ranked: Vec<_> = counts.ranked().collect();
-        assert_eq!(ranked, [(30, 3), (10, 1), (12, 1), (500 % 128, 1)]);
+        assert_eq!(ranked, [(30, 3), (10, 1), (12, 1), (79, 1)]);
         assert_eq!(counts.total(), 6);
         assert_eq!(counts.get(30), 3);
     }

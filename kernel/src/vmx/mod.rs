@@ -24,4 +24,6 @@ pub mod vmcs;
 #[cfg(target_os = "none")]
 mod vmxon;
 #[cfg(target_os = "none")]
+mod xsave;
+#[cfg(target_os = "none")]
 pub use vmxon::*;

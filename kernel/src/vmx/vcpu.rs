@@ -19,6 +19,7 @@ use super::capabilities::{entry_controls, Capabilities};
 use super::entry::{self, EntryResult, GuestRegisters};
 use super::exit_reason::ExitCounts;
 use super::vmcs::{control, exit, guest, host};
+use super::xsave::XsaveArea;
 use crate::arch::registers::RSP_NUMBER;
 use crate::mm::phys::PhysRange;
 use crate::options::CpuMode;
@@ -107,32 +108,6 @@ struct SwitchedState {
     msrs: [u64; SWITCHED_MSRS.len()],
 }
 
-/// The XSAVE area: a heap buffer owned by the vCPU, used at its first
-/// 64-byte-aligned offset (XSAVE's alignment rule, SDM Vol. 1, 13.4).
-struct XsaveArea {
-    bytes: Vec<u8>,
-}
-
-impl XsaveArea {
-    fn new() -> Option<XsaveArea> {
-        let size = xsave_size() + 63;
-        let mut bytes = Vec::new();
-        bytes.try_reserve_exact(size).ok()?;
-        bytes.resize(size, 0);
-        Some(XsaveArea { bytes })
-    }
-
-    fn clear(&mut self) {
-        // A zeroed XSAVE header makes XRSTOR load the initial state.
-        self.bytes.fill(0);
-    }
-
-    fn as_mut_ptr(&mut self) -> *mut u8 {
-        let start = self.bytes.as_mut_ptr();
-        start.wrapping_add(start.align_offset(64))
-    }
-}
-
 /// One virtual CPU on VMX.
 pub struct VmxVcpu {
     vmcs: PhysRange,
@@ -147,12 +122,6 @@ pub struct VmxVcpu {
     exits: ExitCounts,
     /// The EPT's page-table frames, freed with the vCPU.
     _ept: OwnedFrames,
-}
-
-/// The size XSAVE needs for every feature this CPU supports (CPUID.0DH.0:ECX).
-fn xsave_size() -> usize {
-    let result = raw_cpuid::cpuid!(0xd, 0);
-    (result.ecx as usize).max(576)
 }
 
 /// Whether the CPU has XSAVE (CPUID.1:ECX[26]); asked once, since CPUID
