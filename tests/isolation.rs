@@ -4,9 +4,11 @@
 //! kernel is fixed; a failure names the probe (`FAIL <probe>: expected …,
 //! got …`, or no line at all when the VM died before reaching it).
 //!
-//! Two boots: `guest-blobs/isolation.toml` (isolation guests and the raw
-//! mode-switching guests of modes.bin) and `guest-blobs/flood.toml` (exit
-//! floods next to a neighbour that must not starve).
+//! Three boots: `guest-blobs/isolation.toml` (isolation guests and the raw
+//! mode-switching guests of modes.bin), `guest-blobs/flood.toml` (exit
+//! floods next to a neighbour that must not starve) and
+//! `guest-blobs/deliveryloop.toml` (#AC and #DB delivery loops next to a
+//! neighbour).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -88,14 +90,20 @@ fn iso_from_config(config: &Path, name: &str) -> PathBuf {
 /// Boots in Bochs; returns the transcript lines and whether the run ended
 /// in a clean power-off.
 fn boot_in_bochs(iso: &Path, name: &str) -> (Vec<String>, bool, String) {
+    boot_in_bochs_within(iso, name, 1200)
+}
+
+/// [`boot_in_bochs`] with a timeout of `seconds`.
+fn boot_in_bochs_within(iso: &Path, name: &str, seconds: u32) -> (Vec<String>, bool, String) {
     let log = scratch(&format!("{name}.serial.log"));
+    let timeout = seconds.to_string();
     let output = run(Command::new(TOOL).args([
         "boot".as_ref(),
         iso.as_os_str(),
         "--engine".as_ref(),
         "bochs".as_ref(),
         "--timeout".as_ref(),
-        "1200".as_ref(),
+        timeout.as_ref(),
         "--log".as_ref(),
         log.as_os_str(),
     ]));
@@ -381,5 +389,96 @@ fn exit_floods_do_not_starve_a_neighbour() {
     ] {
         c.summary(vm, "exited", "exit code 0");
     }
+    c.finish(&stderr);
+}
+
+/// The address a guest printed after `marker` in its line containing `line`
+/// (`0x…`, any width).
+fn printed_address(c: &mut Checks, line: &[&str], marker: &str) -> Option<u64> {
+    let index = c.has(line)?;
+    let text = &c.lines[index];
+    let address = text
+        .split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|hex| u64::from_str_radix(hex.trim_start_matches("0x"), 16).ok());
+    if address.is_none() {
+        c.problems
+            .push(format!("no address after `{marker}` in: {text}"));
+    }
+    address
+}
+
+/// CVE-2015-5307 and CVE-2015-8104: a guest makes the delivery of #AC raise
+/// #AC (ac-loop: CPL 3, CR0.AM, EFLAGS.AC, a misaligned stack and an #AC
+/// handler at CPL 3, in 32-bit protected mode) or the delivery of #DB raise
+/// #DB (db-loop: a data breakpoint on the IST stack #DB is delivered on).
+/// On hardware without interception the CPU loops inside the delivery and
+/// the host CPU is lost; tessera intercepts both, so every round is a VM
+/// exit and the wall-clock slice preempts the loop. Before looping, each
+/// guest checks that an ordinary #AC (error code 0) and #DB (single step:
+/// DR6.BS; data breakpoint: DR6.B0) still reach its own handler as the CPU
+/// would deliver them. ticker, the neighbour, must get its fair share and
+/// finish.
+///
+/// The loops never end by themselves, so the run ends only if tessera stops
+/// a VM caught in one: this test expects a line `vm ac-loop: stopped:
+/// delivery loop of #AC at RIP <the guest's PUSH>` (and the same of #DB at
+/// the guest's #DB handler), both VMs `crashed` in the summary, and a clean
+/// power-off. Without that rule the run times out (after 120 s) with ticker
+/// done and both loops still running.
+#[test]
+fn delivery_loops_do_not_hang_the_host() {
+    let iso = iso_from_config(
+        &root().join("guest-blobs/deliveryloop.toml"),
+        "deliveryloop.iso",
+    );
+    let (lines, clean, stderr) = boot_in_bochs_within(&iso, "deliveryloop", 120);
+    let mut c = Checks::new(&lines);
+    c.check(clean, "the run did not end in a clean power-off");
+    c.check(
+        c.find(&["tessera: CRASH"]).is_none() && c.find(&["tessera: PANIC"]).is_none(),
+        "tessera crashed",
+    );
+
+    // The neighbour finishes, and gets its share while the loops run.
+    probes_pass(&mut c, "ticker", "ticker", &["fair-share"]);
+    c.has(&[" ticker | ticker: done"]);
+
+    // Ordinary #AC and #DB are delivered as the CPU would deliver them.
+    probes_pass(&mut c, "ac-loop", "modes", &["ac-cpl3-error-code-zero"]);
+    probes_pass(
+        &mut c,
+        "db-loop",
+        "deliveryloop",
+        &["db-single-step", "db-data-breakpoint"],
+    );
+
+    // The loops were armed (a FAIL of `ac-delivery-loop`/`db-delivery-loop`,
+    // caught by probes_pass above, would mean a delivery completed) ...
+    let push = printed_address(
+        &mut c,
+        &[" ac-loop | modes: ac-loop: arming the #AC delivery loop"],
+        "PUSH at EIP ",
+    );
+    let handler = printed_address(
+        &mut c,
+        &[" db-loop | deliveryloop: arming the #DB delivery loop"],
+        "handler at RIP ",
+    );
+    // ... and each VM was stopped for it, at the RIP the loop sits at: the
+    // faulting PUSH for #AC (its delivery never completes), the #DB handler's
+    // first instruction for #DB (each delivery completes, and the breakpoint
+    // it hit is reported before the handler runs).
+    for (vm, vector, rip) in [("ac-loop", "#AC", push), ("db-loop", "#DB", handler)] {
+        let Some(rip) = rip else { continue };
+        let what = format!("delivery loop of {vector} at RIP {rip:#x}");
+        c.has(&[&format!("vm {vm}: stopped: {what}")]);
+        c.summary(vm, "crashed", &what);
+        c.has(&[&format!("  exits of {vm}: exception or NMI ")]);
+    }
+
+    c.has(&["tessera: all VMs have stopped"]);
+    c.summary("ticker", "exited", "exit code 0");
     c.finish(&stderr);
 }

@@ -15,6 +15,15 @@
 #          (the PDPTEs must be loaded); then REP OUTSB/INSB under PAE paging.
 #   0x8030 mode=protected (pm-pg32): OUTSB through FS whose limit the offset
 #          exceeds -> #GP(0); then REP OUTSB/INSB under 32-bit paging.
+#   0x8040 mode=protected (ac-loop, deliveryloop.toml): CR0.AM, then at CPL 3
+#          with EFLAGS.AC a misaligned load -> #AC through the IDT with error
+#          code 0 (tessera intercepts #AC and reflects it); then the #AC
+#          delivery loop of CVE-2015-5307: the #AC gate leads to a DPL 3 code
+#          segment (no stack switch) and ESP is misaligned, so pushing the
+#          exception frame raises #AC again, forever. It never returns; if the
+#          handler ever runs, the probe `ac-delivery-loop` FAILs. Only legacy
+#          protected mode can do this: in IA-32e mode the CPU aligns RSP to 16
+#          bytes before pushing a frame (SDM Vol. 3A, 6.14.2).
 #
 # Lines go to COM1 by port I/O: `modes: PASS <probe>: <what happened>` or
 # `modes: FAIL <probe>: expected <what>, got <what happened>`, then
@@ -30,6 +39,13 @@
         .set PDPT, 0x20000
         .set PAE_PD, 0x21000
         .set PD32, 0x22000
+        .set TSS32, 0x6000              # ac-loop: 32-bit TSS (ESP0 = STACK)
+        .set USER_STACK, 0x5800         # ac-loop: the CPL 3 stack
+        .set USER_CS, 0x33
+        .set USER_DS, 0x3b
+        .set TSS_SEL, 0x40
+        .set EFLAGS_AC_IOPL3, 0x43002   # AC, IOPL 3, bit 1
+        .set CR0_AM, 0x40000
 
         .section .text.entry, "ax"
         .code16
@@ -44,6 +60,8 @@ _start:                                 # 0x8000: real mode
         jmp pm_pae_entry                # 0x8020
         .org 0x30
         jmp pm_pg32_entry               # 0x8030
+        .org 0x40
+        jmp ac_loop_entry               # 0x8040
 
 # ---------------------------------------------------------------------------
 # Printing, reporting and exiting, once for 16-bit and once for 32-bit code.
@@ -492,6 +510,93 @@ pm_pg32_entry:
         jmp finish32
 
 # ---------------------------------------------------------------------------
+# 0x8040: ac-loop.
+ac_loop_entry:
+        mov ebx, offset 1f
+        jmp pm_setup
+1:      mov esi, offset s_start_ac_loop
+        call puts32
+        mov dword ptr [TSS32 + 4], STACK        # ESP0
+        mov dword ptr [TSS32 + 8], 0x10         # SS0
+        mov word ptr [TSS32 + 0x66], 0x68       # no I/O bitmap
+        mov ax, TSS_SEL
+        ltr ax
+        mov eax, cr0
+        or eax, CR0_AM
+        mov cr0, eax
+        # A misaligned load at CPL 3 with EFLAGS.AC: #AC(0) to the CPL 0 stub.
+        call clear32
+        mov dword ptr [resume32], offset 2f
+        push USER_DS
+        push USER_STACK
+        push EFLAGS_AC_IOPL3
+        push USER_CS
+        push offset ac_user_probe
+        iretd
+2:      call ac_back_to_cpl0
+        xor bl, bl
+        cmp dword ptr [g_vec], 17
+        jne 3f
+        cmp dword ptr [g_err], 0
+        jne 3f
+        cmp dword ptr [g_ip], offset ac_user_insn
+        jne 3f
+        mov bl, 1
+3:      mov esi, offset p_ac_cpl3
+        mov edi, offset x_ac_cpl3
+        call report32
+        # The loop: #AC now goes to a DPL 3 segment, so it is delivered at
+        # CPL 3 on the (misaligned) interrupted stack.
+        mov word ptr [idt + 17 * 8], offset ac_user_handler
+        mov word ptr [idt + 17 * 8 + 2], USER_CS
+        mov word ptr [idt + 17 * 8 + 4], 0xee00
+        mov esi, offset s_arming_ac
+        call puts32
+        mov eax, offset ac_user_loop
+        call puthex32
+        mov al, 10
+        call putc32
+        call clear32
+        mov dword ptr [resume32], offset 4f
+        push USER_DS
+        push USER_STACK + 1
+        push EFLAGS_AC_IOPL3
+        push USER_CS
+        push offset ac_user_loop
+        iretd
+4:      call ac_back_to_cpl0            # the handler ran: the loop ended
+        xor bl, bl
+        mov esi, offset p_ac_loop
+        mov edi, offset x_ac_loop
+        call report32
+        jmp finish32
+
+ac_back_to_cpl0:                        # after pm_exception: flat CPL 0 again
+        pop ecx
+        mov ax, 0x10
+        mov ds, ax
+        mov es, ax
+        mov fs, ax
+        mov gs, ax
+        mov ss, ax
+        mov esp, STACK
+        jmp ecx
+
+# CPL 3 code (IOPL 3: it may print).
+ac_user_probe:
+        mov ax, USER_DS
+        mov ds, ax
+        mov es, ax
+ac_user_insn:
+        mov eax, [USER_STACK + 1]       # misaligned: #AC
+        ud2                             # not reached: the stub records #UD
+ac_user_loop:
+        push eax                        # misaligned ESP: #AC, and so is its frame
+        ud2
+ac_user_handler:                        # CPL 3; reached only if a delivery completed
+        ud2                             # -> #UD at CPL 0 -> resume32
+
+# ---------------------------------------------------------------------------
         .data
         .balign 8
 gdt:    .quad 0
@@ -500,6 +605,9 @@ gdt:    .quad 0
         .quad 0x00009a000000ffff        # 0x18 code16, base 0, limit 64 KiB
         .quad 0x000092000000ffff        # 0x20 data16, base 0, limit 64 KiB
         .quad 0x0040920000000fff        # 0x28 data32, base 0, limit 0xfff
+        .quad 0x00cffa000000ffff        # 0x30 code32, flat, DPL 3
+        .quad 0x00cff2000000ffff        # 0x38 data32, flat, DPL 3
+        .quad 0x0000890060000067        # 0x40 32-bit TSS at TSS32 (0x6000), limit 0x67
 gdt_end:
 gdt_pointer:
         .word gdt_end - gdt - 1
@@ -546,6 +654,12 @@ s_start16: .asciz "modes: modes16 start (real mode)\n"
 s_start_pm_real: .asciz "modes: pm-real start (protected mode)\n"
 s_start_pm_pae: .asciz "modes: pm-pae start (protected mode)\n"
 s_start_pm_pg32: .asciz "modes: pm-pg32 start (protected mode)\n"
+s_start_ac_loop: .asciz "modes: ac-loop start (protected mode)\n"
+s_arming_ac: .asciz "modes: ac-loop: arming the #AC delivery loop (CPL 3, EFLAGS.AC, CR0.AM, ESP 0x5801, #AC gate to a DPL 3 segment): PUSH at EIP "
+p_ac_cpl3: .asciz "ac-cpl3-error-code-zero"
+x_ac_cpl3: .asciz "vector 0x00000011 error 0 frame[0] = EIP of the misaligned load"
+p_ac_loop: .asciz "ac-delivery-loop"
+x_ac_loop: .asciz "no delivery of #AC ever completing (the CPL 3 handler never runs)"
 p_rm_gp: .asciz "real-mode-gp-via-ivt"
 x_rm_gp: .asciz "vector 0x0000000d through the IVT, frame[0] = IP of the RDMSR (no error code), extra (CS) 0"
 p_pm_gp: .asciz "real-to-protected-gp-error-code"
