@@ -4,7 +4,7 @@
 use super::exit::{ControlRegisterAccess, Exit};
 use super::vcpu::Vcpu;
 use super::vm::{StopReason, Vm};
-use super::{hypercall_handler, io};
+use super::{delivery_loop, hypercall_handler, io};
 use crate::rules::bits::{cr4, rflags};
 use crate::rules::control_registers::{self as cr, ControlState};
 use crate::rules::cpuid::{guest_view, CpuidResult};
@@ -178,8 +178,26 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
         // tessera masks every interrupt source and sends no IPIs; a stray
         // one is not the guest's doing.
         Exit::Sipi | Exit::ExternalInterrupt | Exit::Nmi => Outcome::Continue,
-        // The backend reflected the intercepted exception to the guest.
-        Exit::Exception { .. } => Outcome::Continue,
+        // The backend reflected the intercepted exception to the guest; a
+        // delivery that keeps raising it ends the VM.
+        Exit::Exception { vector, .. } => {
+            let rip = vm.vcpu.rip();
+            let rsp = vm.vcpu.gpr(crate::arch::registers::RSP_NUMBER);
+            let exit = vm.vcpu.exit_count();
+            if vm.exception_streak.observe(vector, rip, rsp, exit) < delivery_loop::LIMIT {
+                return Outcome::Continue;
+            }
+            Outcome::Stop(StopReason::Fault(format!(
+                "delivery loop of {} at RIP {:#x} ({} exits in a row)",
+                match vector {
+                    1 => "#DB",
+                    17 => "#AC",
+                    _ => "an exception",
+                },
+                rip,
+                delivery_loop::LIMIT
+            )))
+        }
         Exit::SliceEnd => Outcome::EndSlice,
         Exit::InterruptWindow => {
             // No device raises interrupts yet (the virtual PC brings the

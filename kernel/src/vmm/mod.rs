@@ -1,9 +1,11 @@
 //! The vendor-neutral core: VMs, the scheduler, exit handling, hypercalls.
 //!
-//! Pure parts (compiled and unit-tested on the host): the round-robin
-//! scheduler and the hypercall ABI. Machine parts (bare metal only): the VMs
+//! Pure parts (compiled and unit-tested on the host): the vCPU seam and
+//! the exit enum, the round-robin scheduler, the hypercall ABI and the
+//! delivery-loop rule. Machine parts (bare metal only): the VMs
 //! built from the boot modules, the loop that runs them, exit handling.
 
+pub mod delivery_loop;
 pub mod exit;
 pub mod hypercall;
 pub mod sched;

@@ -14,6 +14,7 @@ use crate::mm::phys::PhysRange;
 use crate::options::{ModuleOptions, RestartPolicy};
 use crate::rules::msr::VirtualMsrs;
 use crate::size::Bytes;
+use crate::vmm::delivery_loop::ExceptionStreak;
 use crate::vmm::sched::RunState;
 use alloc::format;
 use alloc::string::String;
@@ -146,6 +147,8 @@ pub struct Vm<V: Vcpu> {
     pub console: VmConsole,
     /// Restarts so far.
     pub restarts: u32,
+    /// The run of identical intercepted exceptions (see `delivery_loop`).
+    pub exception_streak: ExceptionStreak,
     /// The TSC value at which the current slice ends: work tessera does for
     /// the VM (printing its lines, say) stops there.
     pub slice_deadline: u64,
@@ -215,6 +218,7 @@ impl<V: Vcpu> Vm<V> {
             console,
             restarts: 0,
             slice_deadline: 0,
+            exception_streak: ExceptionStreak::default(),
             msrs: VirtualMsrs::default(),
         })
     }
@@ -247,6 +251,7 @@ impl<V: Vcpu> Vm<V> {
         self.stop = None;
         self.msrs = VirtualMsrs::default();
         self.ports = platform_devices();
+        self.exception_streak = ExceptionStreak::default();
         self.irq = InterruptLines::new();
         Ok(())
     }

@@ -272,14 +272,31 @@ impl VmxVcpu {
     }
 
     /// Reflects an intercepted #DB or #AC back to the guest, as the CPU
-    /// would have delivered it. For #DB the exit qualification holds the
-    /// DR6 bits the CPU did not write (SDM Vol. 3C, 29.2.1, Table 29-1).
+    /// would have delivered it. A #DB exit leaves DR6 alone and reports the
+    /// bits the CPU would have set in the exit qualification (SDM Vol. 3C,
+    /// 29.2.1, Table 29-1): they are ORed into the guest's DR6 — the CPU
+    /// never clears DR6 bits itself (SDM Vol. 3B, 19.2.3) — except RTM
+    /// (bit 16), which is active-low. A general-detect #DB (BD) also clears
+    /// DR7.GD, as delivery would (SDM Vol. 3B, 19.2.4).
     fn reflect_exception(&mut self, vector: u8, error_code: Option<u32>) {
         if vector == VECTOR_DB {
-            let bits = exit::QUALIFICATION.read() & 0x600f;
-            let dr6 = DR6_DEFAULT | bits;
-            // SAFETY: DR6 holds this guest's value while its vCPU is loaded.
+            const DR6_RTM: u64 = 1 << 16;
+            const DR6_BD: u64 = 1 << 13;
+            const DR7_GD: u64 = 1 << 13;
+            let qualification = exit::QUALIFICATION.read();
+            let old: u64;
+            // SAFETY: DR6 holds this guest's value while its vCPU is loaded;
+            // reading it has no side effects.
+            unsafe { core::arch::asm!("mov {}, dr6", out(reg) old, options(nostack)) };
+            let mut dr6 = old | DR6_DEFAULT | (qualification & 0x600f);
+            if qualification & DR6_RTM != 0 {
+                dr6 &= !DR6_RTM;
+            }
+            // SAFETY: as above; the guest sees this value at its handler.
             unsafe { core::arch::asm!("mov dr6, {}", in(reg) dr6, options(nostack)) };
+            if qualification & DR6_BD != 0 {
+                guest::DR7.write(guest::DR7.read() & !DR7_GD);
+            }
         }
         self.inject_exception(vector, error_code);
     }
