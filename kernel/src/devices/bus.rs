@@ -167,7 +167,7 @@ impl RangeTable {
     }
 
     /// The device decoding `address`, and the offset it sees.
-    #[inline]
+    #[inline(always)]
     fn find(&self, address: u64) -> Option<(DeviceId, u64)> {
         // Outside the claimed span altogether (port 0x80 and the other
         // probes of a booting PC, mostly): answered without the search.
@@ -268,7 +268,7 @@ impl<D: PortDevice> PortBus<D> {
 
     /// An IN of `size` at `port`. Unclaimed ports read as all ones, as on an
     /// ISA bus where nothing drives the data lines (they are pulled up).
-    #[inline]
+    #[inline(always)]
     pub fn read(&mut self, port: u16, size: AccessSize, cx: &mut DeviceContext) -> u32 {
         match self.table.find(port.into()) {
             Some((id, offset)) => {
@@ -285,7 +285,7 @@ impl<D: PortDevice> PortBus<D> {
 
     /// An OUT of `size` bytes of `value` at `port`. Writes to unclaimed
     /// ports are dropped.
-    #[inline]
+    #[inline(always)]
     pub fn write(&mut self, port: u16, size: AccessSize, value: u32, cx: &mut DeviceContext) {
         match self.table.find(port.into()) {
             Some((id, offset)) => {

@@ -1,6 +1,11 @@
 //! A VM exit as the vendor-neutral core sees it. Each backend decodes its
 //! own exit information (VMX exit reason and qualification, SVM EXITCODE
 //! and EXITINFO) into this enum; the core decides what happens.
+//!
+//! The enum is kept to 16 bytes (a test checks): on the exit path it
+//! travels from the backend's decoder to the core's dispatch, and small
+//! enough it stays in registers. Details only a report needs (the linear
+//! address of a fault) are asked of the vCPU afterwards.
 
 /// The kind of access that hit guest-physical memory without a mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +84,6 @@ pub enum Exit {
         address: u64,
         /// The kind of access.
         access: MemoryAccess,
-        /// The guest linear address, when the hardware reports it.
-        linear: Option<u64>,
     },
     /// The nested page tables themselves are malformed: a tessera bug.
     PageTableMisconfiguration {
@@ -119,9 +122,23 @@ pub enum Exit {
         /// Backend-specific detail (the exit qualification on VMX).
         detail: u64,
     },
+    /// VM entry itself failed (VMfailValid on VMX): the backend's error
+    /// number, which [`super::vcpu::Vcpu::entry_error`] explains.
+    EntryFailed {
+        /// The backend's error number (the VM-instruction error on VMX).
+        code: u32,
+    },
     /// Anything else: the guest gets #UD, as the instruction is not offered.
     Unsupported {
         /// The backend's exit reason number.
         reason: u32,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_exit_fits_in_two_registers() {
+        assert!(core::mem::size_of::<super::Exit>() <= 16);
+    }
 }

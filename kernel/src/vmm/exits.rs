@@ -132,18 +132,16 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
             vm.vcpu.skip_instruction();
             outcome
         }
-        Exit::UnmappedMemory {
-            address,
-            access,
-            linear,
-        } => Outcome::Stop(StopReason::Fault(format!(
+        Exit::UnmappedMemory { address, access } => Outcome::Stop(StopReason::Fault(format!(
             "EPT violation: {} of guest-physical {:#x}{} outside its {} of RAM, at RIP {:#x}",
             access.as_str(),
             address,
-            linear.map_or(alloc::string::String::new(), |l| format!(
-                " (linear {:#x})",
-                l
-            )),
+            vm.vcpu
+                .fault_linear_address()
+                .map_or(alloc::string::String::new(), |l| format!(
+                    " (linear {:#x})",
+                    l
+                )),
             Bytes(vm.ram.size()),
             vm.vcpu.rip()
         ))),
@@ -216,6 +214,12 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
             vm.vcpu.inject_exception(VECTOR_GP, Some(0));
             Outcome::Continue
         }
+        // `run_slice` reports a failed entry before it gets here.
+        Exit::EntryFailed { code } => Outcome::Stop(StopReason::Fault(format!(
+            "VM entry failed (error {}: {})",
+            code,
+            vm.vcpu.entry_error(code)
+        ))),
         Exit::InvalidGuestState { detail } => Outcome::Stop(StopReason::Fault(format!(
             "VM entry failed: invalid guest state (exit qualification {}), RIP {:#x}",
             detail,

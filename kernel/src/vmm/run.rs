@@ -151,24 +151,23 @@ fn run_slice<V: Vcpu>(vm: &mut Vm<V>, slice_tsc: u64) {
     vm.slice_deadline = crate::arch::tsc::rdtsc().saturating_add(slice_tsc);
     vm.vcpu.set_slice_deadline(vm.slice_deadline);
     loop {
-        let exit = match vm.vcpu.run() {
-            Ok(exit) => exit,
-            Err(failure) => {
-                log::error!(
-                    "vm {}: guest state at the failed entry: {}",
-                    vm.name,
-                    vm.vcpu.describe()
-                );
-                stop(
-                    vm,
-                    StopReason::Fault(format!(
-                        "VM entry failed (VM-instruction error {}: {})",
-                        failure.code, failure.meaning
-                    )),
-                );
-                return;
-            }
-        };
+        let exit = vm.vcpu.run();
+        if let super::exit::Exit::EntryFailed { code } = exit {
+            log::error!(
+                "vm {}: guest state at the failed entry: {}",
+                vm.name,
+                vm.vcpu.describe()
+            );
+            let meaning = vm.vcpu.entry_error(code);
+            stop(
+                vm,
+                StopReason::Fault(format!(
+                    "VM entry failed (VM-instruction error {}: {})",
+                    code, meaning
+                )),
+            );
+            return;
+        }
         if let super::exit::Exit::InvalidGuestState { .. } = exit {
             log::error!(
                 "vm {}: guest state at the failed entry: {}",

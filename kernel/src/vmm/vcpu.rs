@@ -49,8 +49,14 @@ pub struct EntryFailure {
 /// the core sets.
 pub trait Vcpu {
     /// Runs the guest until its next exit. The slice deadline (see
-    /// [`Vcpu::set_slice_deadline`]) bounds how long it may run.
-    fn run(&mut self) -> Result<Exit, EntryFailure>;
+    /// [`Vcpu::set_slice_deadline`]) bounds how long it may run; a failed
+    /// entry is [`Exit::EntryFailed`].
+    fn run(&mut self) -> Exit;
+    /// What a failed entry's error number means (cold path).
+    fn entry_error(&self, code: u32) -> &'static str;
+    /// The guest linear address of the last [`Exit::UnmappedMemory`], when
+    /// the hardware reported one (cold path).
+    fn fault_linear_address(&self) -> Option<u64>;
 
     /// The general-purpose registers except RSP.
     fn registers(&mut self) -> &mut GeneralRegisters;

@@ -11,21 +11,23 @@ use core::arch::global_asm;
 
 pub use crate::arch::registers::GeneralRegisters as GuestRegisters;
 
-/// How a VMLAUNCH/VMRESUME ended.
+/// How a VMLAUNCH/VMRESUME ended: the stub's return value itself (its
+/// numbers are the discriminants), so testing for `Exited` is one compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
 pub enum EntryResult {
     /// The guest ran and exited; the exit reason is in the VMCS.
-    Exited,
+    Exited = 0,
     /// VMfailInvalid: there was no valid current VMCS.
-    FailInvalid,
+    FailInvalid = 1,
     /// VMfailValid: the VM-instruction error field says why.
-    FailValid,
+    FailValid = 2,
 }
 
 extern "C" {
     /// Enters the guest. Returns 0 after a VM exit, 1 on VMfailInvalid and
-    /// 2 on VMfailValid.
-    fn vmx_enter(registers: *mut GuestRegisters, launched: u64) -> u64;
+    /// 2 on VMfailValid — no other value — as an [`EntryResult`].
+    fn vmx_enter(registers: *mut GuestRegisters, launched: u64) -> EntryResult;
 }
 
 global_asm!(
@@ -115,12 +117,9 @@ pub fn exit_address() -> u64 {
 /// A VMCS must be current on this CPU with complete host state (host RIP =
 /// [`exit_address`]) and guest state; `launched` must say whether it was
 /// launched since its last VMCLEAR.
+#[inline(always)]
 pub unsafe fn enter(registers: &mut GuestRegisters, launched: bool) -> EntryResult {
     // SAFETY: forwarded to the caller; the stub preserves every callee-saved
-    // register and returns on the same stack.
-    match unsafe { vmx_enter(registers, launched as u64) } {
-        0 => EntryResult::Exited,
-        1 => EntryResult::FailInvalid,
-        _ => EntryResult::FailValid,
-    }
+    // register, returns on the same stack and only ever 0, 1 or 2.
+    unsafe { vmx_enter(registers, launched as u64) }
 }

@@ -66,7 +66,8 @@ pub fn decode(reason: u32) -> Exit {
         },
         reason::EPT_VIOLATION => {
             // EPT-violation qualification (SDM Vol. 3C, Table 29-7): bit 1
-            // write, bit 2 fetch, bit 7 linear address valid.
+            // write, bit 2 fetch (bit 7, linear address valid, is read by
+            // `fault_linear_address` when a report needs it).
             let q = exit::QUALIFICATION.read();
             Exit::UnmappedMemory {
                 address: exit::GUEST_PHYSICAL_ADDRESS.read(),
@@ -77,7 +78,6 @@ pub fn decode(reason: u32) -> Exit {
                 } else {
                     MemoryAccess::Read
                 },
-                linear: (q & (1 << 7) != 0).then(|| exit::GUEST_LINEAR_ADDRESS.read()),
             }
         }
         reason::EPT_MISCONFIGURATION => Exit::PageTableMisconfiguration {

@@ -152,6 +152,7 @@ unsafe fn xsetbv(value: u64) {
 /// Text for VM-instruction error numbers (SDM Vol. 3C, 32.4).
 fn instruction_error_text(error: u32) -> &'static str {
     match error {
+        0 => "VMfailInvalid: no current VMCS",
         5 => "VMLAUNCH of a VMCS already launched",
         7 => "invalid control fields",
         8 => "invalid host-state fields",
@@ -304,14 +305,14 @@ impl VmxVcpu {
 
 impl Vcpu for VmxVcpu {
     #[inline(always)]
-    fn run(&mut self) -> Result<Exit, EntryFailure> {
+    fn run(&mut self) -> Exit {
         // Slices are charged in wall-clock time: the time tessera spends on
         // the guest's exits comes out of the guest's slice too, so an exit
         // flood cannot hold the CPU (the preemption timer alone counts only
         // guest time).
         let now = crate::arch::tsc::rdtsc();
         if now >= self.slice_deadline {
-            return Ok(Exit::SliceEnd);
+            return Exit::SliceEnd;
         }
         // `set_slice_deadline` keeps the deadline within the timer's reach.
         // A timer of 0 exits before the guest runs an instruction (SDM Vol.
@@ -322,11 +323,12 @@ impl Vcpu for VmxVcpu {
         // with complete host, control and guest state.
         let result = unsafe { entry::enter(&mut self.registers, self.launched) };
         if result != EntryResult::Exited {
-            let code = exit::INSTRUCTION_ERROR.read();
-            return Err(EntryFailure {
-                code,
-                meaning: instruction_error_text(code),
-            });
+            // VMfailInvalid (no current VMCS) has no error number: 0.
+            let code = match result {
+                EntryResult::FailValid => exit::INSTRUCTION_ERROR.read(),
+                _ => 0,
+            };
+            return Exit::EntryFailed { code };
         }
         self.launched = true;
         // An injected event was delivered (or is reported again through the
@@ -343,10 +345,20 @@ impl Vcpu for VmxVcpu {
                 // Delivered through the core so that the slice deadline and
                 // the exit count see every round of a delivery loop.
                 self.reflect_exception(vector, error_code);
-                Ok(decoded)
+                decoded
             }
-            _ => Ok(decoded),
+            _ => decoded,
         }
+    }
+
+    fn entry_error(&self, code: u32) -> &'static str {
+        instruction_error_text(code)
+    }
+
+    fn fault_linear_address(&self) -> Option<u64> {
+        // Bit 7 of the EPT-violation qualification: the linear-address
+        // field is valid (SDM Vol. 3C, Table 29-7).
+        (exit::QUALIFICATION.read() & (1 << 7) != 0).then(|| exit::GUEST_LINEAR_ADDRESS.read())
     }
 
     fn registers(&mut self) -> &mut GuestRegisters {
