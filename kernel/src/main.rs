@@ -153,13 +153,14 @@ mod kernel {
                 },
             })
             .collect();
-        let mut vms = vmm::create_vms(&modules, &mut backend);
+        let (mut vms, refused) = vmm::create_vms(&modules, &mut backend);
         if vms.is_empty() {
             println!("tessera: nothing to run: no module became a VM");
+            vmm::print_refused(&refused);
             idle(options.on_idle, "no module became a VM");
         }
         vmm::run(&mut vms, options.timeslice_us, tsc_hz);
-        vmm::print_summary(&vms);
+        vmm::print_summary(&vms, &refused);
         idle(options.on_idle, "every VM has stopped")
     }
 

@@ -20,12 +20,25 @@ pub struct GuestModule<'a> {
     pub image: &'static [u8],
 }
 
+/// A module that did not become a VM, for the summary table.
+pub struct Refused {
+    /// Its name, or `module-N` when its options could not be read.
+    pub name: String,
+    /// Why.
+    pub reason: String,
+}
+
 /// Builds a VM for every `role=vm` module. A module that cannot become a VM
-/// gets one error line naming it and the reason; the others go on.
-pub fn create_vms<B: Backend>(modules: &[GuestModule], backend: &mut B) -> Vec<Vm<B::Vcpu>> {
+/// gets one error line naming it and the reason, and a row in the summary;
+/// the others go on.
+pub fn create_vms<B: Backend>(
+    modules: &[GuestModule],
+    backend: &mut B,
+) -> (Vec<Vm<B::Vcpu>>, Vec<Refused>) {
     let free_before = crate::mm::free_bytes();
     let heap_before = crate::mm::heap_bytes_used();
     let mut vms: Vec<Vm<B::Vcpu>> = Vec::new();
+    let mut refused: Vec<Refused> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     for (index, module) in modules.iter().enumerate() {
         let options = match ModuleOptions::parse(module.cmdline) {
@@ -37,6 +50,10 @@ pub fn create_vms<B: Backend>(modules: &[GuestModule], backend: &mut B) -> Vec<V
                     module.cmdline,
                     error
                 );
+                refused.push(Refused {
+                    name: format!("module-{}", index),
+                    reason: format!("{}", error),
+                });
                 continue;
             }
         };
@@ -53,6 +70,10 @@ pub fn create_vms<B: Backend>(modules: &[GuestModule], backend: &mut B) -> Vec<V
                 index,
                 name
             );
+            refused.push(Refused {
+                name: name.clone(),
+                reason: format!("module {} repeats the name", index),
+            });
             continue;
         }
         names.push(name.clone());
@@ -60,11 +81,14 @@ pub fn create_vms<B: Backend>(modules: &[GuestModule], backend: &mut B) -> Vec<V
         let id = vms.len() as u32 + 1;
         match Vm::create(backend, id, name.clone(), options, image) {
             Ok(vm) => vms.push(vm),
-            Err(reason) => log::error!("vm {}: {}; VM not created", name, reason),
+            Err(reason) => {
+                log::error!("vm {}: {}; VM not created", name, reason);
+                refused.push(Refused { name, reason });
+            }
         }
     }
     report_memory(&vms, free_before, heap_before);
-    vms
+    (vms, refused)
 }
 
 /// Prints what the VMs cost the host beyond their RAM: frames (VMCS, EPT)
@@ -219,7 +243,7 @@ fn finish<V: Vcpu>(vm: &mut Vm<V>, reason: StopReason) {
 }
 
 /// Prints the final table: one row per VM, then its exits by reason.
-pub fn print_summary<V: Vcpu>(vms: &[Vm<V>]) {
+pub fn print_summary<V: Vcpu>(vms: &[Vm<V>], refused: &[Refused]) {
     crate::println!("tessera: all VMs have stopped");
     crate::println!(
         "  {:<12} {:<8} {:>9} {:>8}  RESULT",
@@ -244,6 +268,7 @@ pub fn print_summary<V: Vcpu>(vms: &[Vm<V>]) {
             result
         );
     }
+    print_refused(refused);
     for vm in vms {
         let mut line = format!("  exits of {}:", vm.name);
         for (reason, count) in vm.vcpu.exit_statistics() {
@@ -261,5 +286,19 @@ pub fn print_summary<V: Vcpu>(vms: &[Vm<V>]) {
                 last
             );
         }
+    }
+}
+
+/// The summary rows of the modules that did not become VMs.
+pub fn print_refused(refused: &[Refused]) {
+    for module in refused {
+        crate::println!(
+            "  {:<12} {:<8} {:>9} {:>8}  not created: {}",
+            module.name,
+            "refused",
+            "-",
+            "-",
+            module.reason
+        );
     }
 }
