@@ -3,7 +3,7 @@
 //! Every guest-supplied address and length is checked against the VM's RAM
 //! before a byte is touched.
 
-use super::exits::Outcome;
+use super::exit_handler::Outcome;
 use super::vcpu::Vcpu;
 use super::vm::{StopReason, Vm};
 use crate::vmm::hypercall::*;

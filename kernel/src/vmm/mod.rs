@@ -12,13 +12,13 @@ pub mod sched;
 pub mod vcpu;
 
 #[cfg(target_os = "none")]
-pub mod exits;
+pub mod exit_handler;
 #[cfg(target_os = "none")]
 pub mod guest_memory;
 #[cfg(target_os = "none")]
 pub mod hypercall_handler;
 #[cfg(target_os = "none")]
-pub mod io;
+pub mod port_io;
 #[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]

@@ -1,7 +1,7 @@
 //! The vendor-neutral core: VMs built from the boot modules, the scheduler
 //! loop that runs them side by side on the boot CPU, and the final report.
 
-use super::exits::{self, Outcome};
+use super::exit_handler::{self, Outcome};
 use super::vcpu::Vcpu;
 use super::vm;
 use super::vm::Backend;
@@ -199,7 +199,7 @@ fn run_slice<V: Vcpu>(vm: &mut Vm<V>, slice_tsc: u64) {
                 vm.vcpu.describe()
             );
         }
-        match exits::handle(vm, exit) {
+        match exit_handler::handle(vm, exit) {
             Outcome::Continue => {}
             Outcome::EndSlice => return,
             Outcome::Sleep => {

@@ -63,7 +63,7 @@ impl VmConsole {
     /// Prints what is left of an unfinished line (the VM stopped).
     pub fn flush(&mut self) {
         if let Some(line) = self.line.flush() {
-            super::io::emit_line(self.id, &self.name, line);
+            super::port_io::emit_line(self.id, &self.name, line);
         }
     }
 }
@@ -74,7 +74,7 @@ impl VmConsole {
     pub fn push(&mut self, byte: u8) -> bool {
         match self.line.push(byte) {
             Some(line) => {
-                super::io::emit_line(self.id, &self.name, line);
+                super::port_io::emit_line(self.id, &self.name, line);
                 true
             }
             None => false,

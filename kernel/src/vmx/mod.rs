@@ -14,9 +14,9 @@ pub mod backend;
 #[cfg(target_os = "none")]
 pub mod capabilities;
 #[cfg(target_os = "none")]
-pub mod entry;
+pub mod decode;
 #[cfg(target_os = "none")]
-pub mod exit;
+pub mod entry;
 #[cfg(target_os = "none")]
 pub mod vcpu;
 #[cfg(target_os = "none")]

@@ -335,9 +335,9 @@ impl Vcpu for VmxVcpu {
         // IDT-vectoring information): VM exit clears the valid bit of the
         // entry field (SDM Vol. 3C, 26.8.3).
         self.event_pending = false;
-        let reason = super::exit::basic_reason();
+        let reason = super::decode::basic_reason();
         self.exits.record(reason);
-        let decoded = super::exit::decode(reason);
+        let decoded = super::decode::decode(reason);
         match decoded {
             Exit::Exception { vector, error_code }
                 if vector == VECTOR_DB || vector == VECTOR_AC =>
@@ -395,7 +395,7 @@ impl Vcpu for VmxVcpu {
 
     #[inline(always)]
     fn skip_instruction(&mut self) {
-        super::exit::skip_instruction();
+        super::decode::skip_instruction();
     }
 
     fn control_state(&self) -> ControlState {

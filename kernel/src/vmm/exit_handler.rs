@@ -4,7 +4,7 @@
 use super::exit::{ControlRegisterAccess, Exit};
 use super::vcpu::Vcpu;
 use super::vm::{StopReason, Vm};
-use super::{delivery_loop, hypercall_handler, io};
+use super::{delivery_loop, hypercall_handler, port_io};
 use crate::rules::bits::{cr4, rflags};
 use crate::rules::control_registers::{self as cr, ControlState};
 use crate::rules::cpuid::{guest_view, CpuidResult};
@@ -91,11 +91,11 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
             }
         }
         Exit::StringIo(access, string) => {
-            io::handle_string(vm, access, string);
+            port_io::handle_string(vm, access, string);
             Outcome::Continue
         }
         Exit::Io(access) => {
-            io::handle(vm, access);
+            port_io::handle(vm, access);
             vm.vcpu.skip_instruction();
             Outcome::Continue
         }
