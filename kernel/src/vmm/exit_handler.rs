@@ -333,45 +333,41 @@ fn write_control_register<V: Vcpu>(
     register: u8,
     value: u64,
 ) -> Result<(), Fault> {
-    match register {
+    // Each rule says what the write sets in motion: the PDPTEs to load (from
+    // the CR3 in force after the write) and whether to flush the TLB.
+    let (value, load_pdptes, flush_tlb, pdpt_cr3) = match register {
         0 => {
             let write = cr::write_cr0(state, value)?;
-            if write.load_pdptes {
-                let pdptes = read_pdptes(vm, state.cr3)?;
-                vm.vcpu.set_pdptes(pdptes);
-            }
-            vm.vcpu.set_cr0(write.value);
-            if write.flush_tlb {
-                vm.vcpu.flush_tlb();
-            }
+            (write.value, write.load_pdptes, write.flush_tlb, state.cr3)
         }
         3 => {
             let write = cr::write_cr3(state, value, crate::arch::cpu::physical_address_bits())?;
-            if write.load_pdptes {
-                let pdptes = read_pdptes(vm, write.value)?;
-                vm.vcpu.set_pdptes(pdptes);
-            }
-            vm.vcpu.set_cr3(write.value);
-            if write.flush_tlb {
-                vm.vcpu.flush_tlb();
-            }
+            (write.value, write.load_pdptes, write.flush_tlb, write.value)
         }
         4 => {
             let write = cr::write_cr4(state, value, vm.vcpu.supported_cr4())?;
-            if write.load_pdptes {
-                let pdptes = read_pdptes(vm, state.cr3)?;
-                vm.vcpu.set_pdptes(pdptes);
-            }
-            vm.vcpu.set_cr4(write.value);
-            if write.flush_tlb {
-                vm.vcpu.flush_tlb();
-            }
+            (write.value, write.load_pdptes, write.flush_tlb, state.cr3)
         }
         8 => {
             let tpr = cr::write_cr8(value)?;
             vm.vcpu.set_cr8(tpr);
+            return Ok(());
         }
-        _ => {}
+        _ => return Ok(()),
+    };
+    // The PDPTEs are checked before anything changes: a bad one makes the
+    // whole MOV fault (SDM Vol. 3A, 5.4.1).
+    if load_pdptes {
+        let pdptes = read_pdptes(vm, pdpt_cr3)?;
+        vm.vcpu.set_pdptes(pdptes);
+    }
+    match register {
+        0 => vm.vcpu.set_cr0(value),
+        3 => vm.vcpu.set_cr3(value),
+        _ => vm.vcpu.set_cr4(value),
+    }
+    if flush_tlb {
+        vm.vcpu.flush_tlb();
     }
     Ok(())
 }
