@@ -7,17 +7,17 @@
 //! (`#[cfg(target_os = "none")]`). The binary (`main.rs`, `boot/`) holds the
 //! Multiboot2 entry and calls into this crate.
 //!
-//! | module     | pure                                          | machine                                    |
-//! |------------|-----------------------------------------------|--------------------------------------------|
-//! | `vmm`      | scheduler, hypercall ABI                      | VMs, the run loop, exit handling           |
-//! | `vmx`      | control reconciliation, exit reasons, EPT     | VMXON, VMCS, the vCPU, entry/exit          |
-//! | `mm`       | physical ranges, the page-table builder       | frame allocator, heap                      |
-//! | `devices`  | the bus, interrupt lines, the 16550A          |                                            |
-//! | `rules`    | what an exit's outcome is: CR/EFER/XCR0/MSR/CPUID/string I/O | |
-//! | `loader`   | guest image formats                           |                                            |
-//! | `console`  | the per-VM line discipline                    | COM1 output, `println!`, the `log` backend |
-//! | `power`    | the ACPI `\_S5` parser                        | power-off and reset                        |
-//! | `arch`     |                                               | GDT/TSS/IDT, host paging, CPU, TSC         |
+//! | module    | pure                                                  | machine                                          |
+//! |-----------|-------------------------------------------------------|--------------------------------------------------|
+//! | `vmm`     | the vCPU seam and exit enum, scheduler, hypercall ABI, delivery-loop rule | VMs, the run loop, exit and hypercall handling, port I/O |
+//! | `rules`   | what an exit's outcome is: CR/EFER/XCR0/MSR/CPUID, I/O decoding, string-I/O addressing | |
+//! | `devices` | port/MMIO device traits, the bus, interrupt lines, the 16550A |                                          |
+//! | `vmx`     | control reconciliation, exit reasons, EPT             | VMXON, VMCS, VmxVcpu and VmxBackend, entry/exit, decoding, XSAVE areas |
+//! | `mm`      | physical ranges, the page-table builder               | frame allocator, heap                            |
+//! | `loader`  | guest image formats                                   |                                                  |
+//! | `console` | the per-VM line discipline                            | COM1 output, `println!`, the `log` backend       |
+//! | `power`   | the ACPI `\_S5` parser                                | power-off and reset                              |
+//! | `arch`    | the general-register file                             | GDT/TSS/IDT, per-CPU state, host paging, CPU, TSC |
 //!
 //! Citations: "SDM" is the Intel 64 and IA-32 Architectures Software
 //! Developer's Manual in its editions since 2024 (order number 325462-084US,

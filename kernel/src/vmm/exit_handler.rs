@@ -13,6 +13,7 @@ use crate::rules::xcr0::validate_xsetbv;
 use crate::rules::Fault;
 use crate::size::Bytes;
 use alloc::format;
+use alloc::string::String;
 
 /// What the scheduler should do after an exit. `repr(u8)` gives it an
 /// explicit tag, so testing for `Continue` on the exit path is one compare
@@ -29,9 +30,6 @@ pub enum Outcome {
     /// The VM is finished.
     Stop(StopReason),
 }
-
-const VECTOR_UD: u8 = 6;
-const VECTOR_GP: u8 = 13;
 
 /// Delivers the fault a rule decided on.
 fn deliver<V: Vcpu>(vcpu: &mut V, fault: Fault) {
@@ -77,157 +75,173 @@ impl<V: Vcpu> MsrGuest for MsrView<'_, V> {
 
 /// Handles one exit of `vm`, whose vCPU is loaded.
 pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
+    let vcpu = &mut vm.vcpu;
     match exit {
         Exit::Cpuid => {
-            cpuid(&mut vm.vcpu);
+            cpuid(vcpu);
             Outcome::Continue
         }
-        Exit::Hlt => {
-            vm.vcpu.skip_instruction();
-            if vm.vcpu.rflags() & rflags::IF == 0 {
-                Outcome::Stop(StopReason::Halted)
-            } else {
-                Outcome::Sleep
-            }
+        Exit::Io(access) => {
+            port_io::handle(vm, access);
+            Outcome::Continue
         }
         Exit::StringIo(access, string) => {
             port_io::handle_string(vm, access, string);
             Outcome::Continue
         }
-        Exit::Io(access) => {
-            port_io::handle(vm, access);
-            vm.vcpu.skip_instruction();
-            Outcome::Continue
-        }
         Exit::Rdmsr => {
-            let index = vm.vcpu.registers().rcx as u32;
-            match msr::read(&vm.msrs, &MsrView(&mut vm.vcpu), index) {
-                Ok(value) => {
-                    let registers = vm.vcpu.registers();
-                    registers.rax = value & 0xffff_ffff;
-                    registers.rdx = value >> 32;
-                    vm.vcpu.skip_instruction();
-                }
-                Err(fault) => deliver(&mut vm.vcpu, fault),
-            }
+            rdmsr(vm);
             Outcome::Continue
         }
         Exit::Wrmsr => {
-            let registers = vm.vcpu.registers();
-            let index = registers.rcx as u32;
-            let value = (registers.rdx << 32) | (registers.rax & 0xffff_ffff);
-            match msr::write(&mut vm.msrs, &mut MsrView(&mut vm.vcpu), index, value) {
-                Ok(()) => vm.vcpu.skip_instruction(),
-                Err(fault) => deliver(&mut vm.vcpu, fault),
-            }
+            wrmsr(vm);
             Outcome::Continue
         }
-        Exit::Hypercall => {
-            if vm.vcpu.cpl() != 0 {
-                // Only the guest kernel may call the hypervisor.
-                vm.vcpu.inject_exception(VECTOR_UD, None);
-                return Outcome::Continue;
-            }
-            let outcome = hypercall_handler::dispatch(vm);
-            vm.vcpu.skip_instruction();
-            outcome
-        }
-        Exit::UnmappedMemory { address, access } => Outcome::Stop(StopReason::Fault(format!(
-            "EPT violation: {} of guest-physical {:#x}{} outside its {} of RAM, at RIP {:#x}",
-            access.as_str(),
-            address,
-            vm.vcpu
-                .fault_linear_address()
-                .map_or(alloc::string::String::new(), |l| format!(
-                    " (linear {:#x})",
-                    l
-                )),
-            Bytes(vm.ram.size()),
-            vm.vcpu.rip()
-        ))),
-        Exit::PageTableMisconfiguration { address } => {
-            log::error!(
-                "vm {}: EPT misconfiguration at {:#x}: a tessera bug",
-                vm.name,
-                address
-            );
-            Outcome::Stop(StopReason::Fault(format!(
-                "EPT misconfiguration at guest-physical {:#x}",
-                address
-            )))
-        }
-        Exit::TripleFault => Outcome::Stop(StopReason::Fault(format!(
-            "triple fault at RIP {:#x}",
-            vm.vcpu.rip()
-        ))),
-        Exit::VirtualizationInstruction | Exit::Unsupported { .. } => {
-            vm.vcpu.inject_exception(VECTOR_UD, None);
-            Outcome::Continue
-        }
+        Exit::Hypercall => hypercall(vm),
         Exit::Xsetbv => {
-            xsetbv(&mut vm.vcpu);
+            xsetbv(vcpu);
             Outcome::Continue
         }
         Exit::ControlRegister(access) => {
             control_register(vm, access);
             Outcome::Continue
         }
-        Exit::Init => Outcome::Stop(StopReason::Fault("received an INIT signal".into())),
+        Exit::Hlt => hlt(vcpu),
+        Exit::Exception { vector, .. } => exception(vm, vector),
+        Exit::SliceEnd => Outcome::EndSlice,
+        // No device raises interrupts yet (the virtual PC brings the
+        // interrupt controllers): stop asking.
+        Exit::InterruptWindow => {
+            vcpu.request_interrupt_window(false);
+            Outcome::Continue
+        }
+        // Guest RAM is ordinary write-back memory with no device behind it:
+        // there is nothing to write back or discard.
+        Exit::CacheInvalidation => {
+            vcpu.skip_instruction();
+            Outcome::Continue
+        }
+        // No performance counters are offered (CPUID leaf 0xA is 0).
+        Exit::Rdpmc => {
+            deliver(vcpu, Fault::GP0);
+            Outcome::Continue
+        }
+        // tessera does not nest, and offers nothing else that exits.
+        Exit::VirtualizationInstruction | Exit::Unsupported { .. } => {
+            deliver(vcpu, Fault::InvalidOpcode);
+            Outcome::Continue
+        }
         // tessera masks every interrupt source and sends no IPIs; a stray
         // one is not the guest's doing.
         Exit::Sipi | Exit::ExternalInterrupt | Exit::Nmi => Outcome::Continue,
-        // The backend reflected the intercepted exception to the guest; a
-        // delivery that keeps raising it ends the VM.
-        Exit::Exception { vector, .. } => {
-            let rip = vm.vcpu.rip();
-            let rsp = vm.vcpu.gpr(crate::arch::registers::RSP_NUMBER);
-            let exit = vm.vcpu.exit_count();
-            if vm.exception_streak.observe(vector, rip, rsp, exit) < delivery_loop::LIMIT {
-                return Outcome::Continue;
-            }
-            Outcome::Stop(StopReason::Fault(format!(
-                "delivery loop of {} at RIP {:#x} ({} exits in a row)",
-                match vector {
-                    1 => "#DB",
-                    17 => "#AC",
-                    _ => "an exception",
-                },
-                rip,
-                delivery_loop::LIMIT
-            )))
-        }
-        Exit::SliceEnd => Outcome::EndSlice,
-        Exit::InterruptWindow => {
-            // No device raises interrupts yet (the virtual PC brings the
-            // interrupt controllers); stop asking.
-            vm.vcpu.request_interrupt_window(false);
-            Outcome::Continue
-        }
-        Exit::CacheInvalidation => {
-            // Guest RAM is ordinary write-back memory with no device behind
-            // it: there is nothing to write back or discard.
-            vm.vcpu.skip_instruction();
-            Outcome::Continue
-        }
-        Exit::Rdpmc => {
-            // No performance counters are offered (CPUID leaf 0xA is 0).
-            vm.vcpu.inject_exception(VECTOR_GP, Some(0));
-            Outcome::Continue
+        Exit::Init => stop(String::from("received an INIT signal")),
+        Exit::TripleFault => stop(format!("triple fault at RIP {:#x}", vcpu.rip())),
+        Exit::UnmappedMemory { address, access } => stop(format!(
+            "EPT violation: {} of guest-physical {:#x}{} outside its {} of RAM, at RIP {:#x}",
+            access.as_str(),
+            address,
+            vcpu.fault_linear_address()
+                .map_or(String::new(), |linear| format!(" (linear {:#x})", linear)),
+            Bytes(vm.ram.size()),
+            vcpu.rip()
+        )),
+        Exit::PageTableMisconfiguration { address } => {
+            log::error!(
+                "vm {}: EPT misconfiguration at {:#x}: a tessera bug",
+                vm.name,
+                address
+            );
+            stop(format!(
+                "EPT misconfiguration at guest-physical {:#x}",
+                address
+            ))
         }
         // `run_slice` reports a failed entry before it gets here.
-        Exit::EntryFailed { code } => Outcome::Stop(StopReason::Fault(format!(
+        Exit::EntryFailed { code } => stop(format!(
             "VM entry failed (error {}: {})",
             code,
-            vm.vcpu.entry_error(code)
-        ))),
-        Exit::InvalidGuestState { detail } => Outcome::Stop(StopReason::Fault(format!(
+            vcpu.entry_error(code)
+        )),
+        Exit::InvalidGuestState { detail } => stop(format!(
             "VM entry failed: invalid guest state (exit qualification {}), RIP {:#x}",
             detail,
-            vm.vcpu.rip()
-        ))),
+            vcpu.rip()
+        )),
     }
 }
 
+fn stop(reason: String) -> Outcome {
+    Outcome::Stop(StopReason::Fault(reason))
+}
+
+/// HLT: with interrupts off nothing can wake the vCPU, so the VM is done;
+/// with them on it sleeps until an interrupt.
+fn hlt<V: Vcpu>(vcpu: &mut V) -> Outcome {
+    vcpu.skip_instruction();
+    if vcpu.rflags() & rflags::IF == 0 {
+        Outcome::Stop(StopReason::Halted)
+    } else {
+        Outcome::Sleep
+    }
+}
+
+fn rdmsr<V: Vcpu>(vm: &mut Vm<V>) {
+    let index = vm.vcpu.registers().rcx as u32;
+    match msr::read(&vm.msrs, &MsrView(&mut vm.vcpu), index) {
+        Ok(value) => {
+            let registers = vm.vcpu.registers();
+            registers.rax = value & 0xffff_ffff;
+            registers.rdx = value >> 32;
+            vm.vcpu.skip_instruction();
+        }
+        Err(fault) => deliver(&mut vm.vcpu, fault),
+    }
+}
+
+fn wrmsr<V: Vcpu>(vm: &mut Vm<V>) {
+    let registers = vm.vcpu.registers();
+    let index = registers.rcx as u32;
+    let value = (registers.rdx << 32) | (registers.rax & 0xffff_ffff);
+    match msr::write(&mut vm.msrs, &mut MsrView(&mut vm.vcpu), index, value) {
+        Ok(()) => vm.vcpu.skip_instruction(),
+        Err(fault) => deliver(&mut vm.vcpu, fault),
+    }
+}
+
+/// VMCALL (VMMCALL on AMD): only the guest kernel may call the hypervisor.
+fn hypercall<V: Vcpu>(vm: &mut Vm<V>) -> Outcome {
+    if vm.vcpu.cpl() != 0 {
+        deliver(&mut vm.vcpu, Fault::InvalidOpcode);
+        return Outcome::Continue;
+    }
+    let outcome = hypercall_handler::dispatch(vm);
+    vm.vcpu.skip_instruction();
+    outcome
+}
+
+/// An intercepted #AC or #DB, which the backend reflected to the guest; a
+/// delivery that keeps raising it ends the VM (see `delivery_loop`).
+fn exception<V: Vcpu>(vm: &mut Vm<V>, vector: u8) -> Outcome {
+    let rip = vm.vcpu.rip();
+    let rsp = vm.vcpu.gpr(crate::arch::registers::RSP_NUMBER);
+    let exit = vm.vcpu.exit_count();
+    if vm.exception_streak.observe(vector, rip, rsp, exit) < delivery_loop::LIMIT {
+        return Outcome::Continue;
+    }
+    let name = match vector {
+        1 => "#DB",
+        17 => "#AC",
+        _ => "an exception",
+    };
+    stop(format!(
+        "delivery loop of {} at RIP {:#x} ({} exits in a row)",
+        name,
+        rip,
+        delivery_loop::LIMIT
+    ))
+}
+
+/// CPUID: the host's answer through the guest-view policy.
 fn cpuid<V: Vcpu>(vcpu: &mut V) {
     let registers = vcpu.registers();
     let (leaf, subleaf) = (registers.rax as u32, registers.rcx as u32);

@@ -62,7 +62,7 @@ fn access_size(access: &IoAccess) -> AccessSize {
     }
 }
 
-/// Handles a non-string IN or OUT.
+/// Emulates a non-string IN or OUT and moves the guest past it.
 #[inline(always)]
 pub fn handle<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess) {
     let size = access_size(&access);
@@ -80,6 +80,7 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess) {
         let value = (vm.vcpu.registers().rax & mask) as u32;
         write_port(vm, access.port(), value, size);
     }
+    vm.vcpu.skip_instruction();
 }
 
 /// The guest's paging, for translating string-I/O operands (`None`:

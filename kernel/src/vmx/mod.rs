@@ -2,8 +2,11 @@
 //!
 //! Pure parts (host-tested): control reconciliation against the capability
 //! MSRs, the exit-reason table, the EPT builder. Machine parts (bare metal
-//! only): VMXON, the typed VMCS, the vCPU, the entry/exit stub and exit
-//! decoding. This is the only module that executes VMX instructions.
+//! only): VMXON (`vmxon`), the typed VMCS (`vmcs`), what a fresh VMCS holds
+//! (`setup`), the vCPU that implements the core's seam (`vcpu`), the backend
+//! that creates them (`backend`), the entry/exit stub (`entry`), exit
+//! decoding (`decode`) and the XSAVE areas (`xsave`). This is the only module
+//! that executes VMX instructions.
 
 pub mod controls;
 pub mod ept;
@@ -17,6 +20,8 @@ pub mod capabilities;
 pub mod decode;
 #[cfg(target_os = "none")]
 pub mod entry;
+#[cfg(target_os = "none")]
+mod setup;
 #[cfg(target_os = "none")]
 pub mod vcpu;
 #[cfg(target_os = "none")]
