@@ -181,143 +181,19 @@ impl RangeTable {
     }
 }
 
-/// A VM's I/O-port bus: routes IN and OUT to the devices that claimed the
-/// port.
+/// What both buses share: the devices, the ranges they claimed, and the
+/// count of accesses nobody claimed. Addresses are `u64` inside; the buses
+/// give them their width.
 #[derive(Debug)]
-pub struct PortBus<D> {
-    devices: Vec<(D, u16)>,
-    table: RangeTable,
-    unclaimed: UnclaimedAccesses<u16>,
-}
-
-impl<D> Default for PortBus<D> {
-    fn default() -> Self {
-        PortBus {
-            devices: Vec::new(),
-            table: RangeTable::default(),
-            unclaimed: UnclaimedAccesses::default(),
-        }
-    }
-}
-
-impl<D: PortDevice> PortBus<D> {
-    /// An empty bus: every port unclaimed.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds `device` decoding `count` ports from `first`, which becomes its
-    /// base port (offset 0).
-    pub fn add(&mut self, first: u16, count: u16, device: D) -> Result<DeviceId, BusError> {
-        let (index, last) = self
-            .table
-            .check(first.into(), count.into(), u16::MAX.into())?;
-        let id = DeviceId(self.devices.len());
-        self.devices.push((device, first));
-        self.table.insert(
-            index,
-            Range {
-                first: first.into(),
-                last,
-                base: first.into(),
-                device: id,
-            },
-        );
-        Ok(id)
-    }
-
-    /// Adds another range of ports to a device already on the bus (the
-    /// PIT's port 0x61 besides 0x40-0x43); it sees them at offsets from its
-    /// base port (wrapping, so a range below the base gives large offsets).
-    pub fn add_range(&mut self, id: DeviceId, first: u16, count: u16) -> Result<(), BusError> {
-        let base = self
-            .devices
-            .get(id.0)
-            .map(|(_, base)| *base)
-            .ok_or(BusError::UnknownDevice(id))?;
-        let (index, last) = self
-            .table
-            .check(first.into(), count.into(), u16::MAX.into())?;
-        self.table.insert(
-            index,
-            Range {
-                first: first.into(),
-                last,
-                base: base.into(),
-                device: id,
-            },
-        );
-        Ok(())
-    }
-
-    /// The device `id`.
-    pub fn device(&self, id: DeviceId) -> Option<&D> {
-        self.devices.get(id.0).map(|(device, _)| device)
-    }
-
-    /// The device `id`, to act on it outside a guest access (console input
-    /// into a UART, a timer tick).
-    pub fn device_mut(&mut self, id: DeviceId) -> Option<&mut D> {
-        self.devices.get_mut(id.0).map(|(device, _)| device)
-    }
-
-    /// The device decoding `port`, if any.
-    pub fn claimant(&self, port: u16) -> Option<DeviceId> {
-        self.table.find(port.into()).map(|(id, _)| id)
-    }
-
-    /// An IN of `size` at `port`. Unclaimed ports read as all ones, as on an
-    /// ISA bus where nothing drives the data lines (they are pulled up).
-    #[inline(always)]
-    pub fn read(&mut self, port: u16, size: AccessSize, cx: &mut DeviceContext) -> u32 {
-        match self.table.find(port.into()) {
-            Some((id, offset)) => {
-                let device = &mut self.devices[id.0].0;
-                device.read(offset as u16, size, cx) & size.mask()
-            }
-            None => {
-                self.unclaimed.reads += 1;
-                self.unclaimed.last = Some(port);
-                size.mask()
-            }
-        }
-    }
-
-    /// An OUT of `size` bytes of `value` at `port`. Writes to unclaimed
-    /// ports are dropped.
-    #[inline(always)]
-    pub fn write(&mut self, port: u16, size: AccessSize, value: u32, cx: &mut DeviceContext) {
-        match self.table.find(port.into()) {
-            Some((id, offset)) => {
-                let device = &mut self.devices[id.0].0;
-                device.write(offset as u16, size, value & size.mask(), cx);
-            }
-            None => {
-                self.unclaimed.writes += 1;
-                self.unclaimed.last = Some(port);
-            }
-        }
-    }
-
-    /// The accesses no device decoded so far.
-    pub fn unclaimed(&self) -> UnclaimedAccesses<u16> {
-        self.unclaimed
-    }
-}
-
-/// A VM's MMIO bus: routes reads and writes of guest-physical addresses
-/// (EPT violations on addresses with no RAM) to the devices that claimed
-/// them.
-#[derive(Debug)]
-pub struct MmioBus<D> {
+struct Claims<D, A> {
     devices: Vec<(D, u64)>,
     table: RangeTable,
-    unclaimed: UnclaimedAccesses<u64>,
+    unclaimed: UnclaimedAccesses<A>,
 }
 
-impl<D> Default for MmioBus<D> {
+impl<D, A> Default for Claims<D, A> {
     fn default() -> Self {
-        MmioBus {
+        Claims {
             devices: Vec::new(),
             table: RangeTable::default(),
             unclaimed: UnclaimedAccesses::default(),
@@ -325,16 +201,11 @@ impl<D> Default for MmioBus<D> {
     }
 }
 
-impl<D: MmioDevice> MmioBus<D> {
-    /// An empty bus: every address unclaimed.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds `device` decoding `length` bytes from `first`, which becomes its
-    /// base address (offset 0).
-    pub fn add(&mut self, first: u64, length: u64, device: D) -> Result<DeviceId, BusError> {
-        let (index, last) = self.table.check(first, length, u64::MAX)?;
+impl<D, A: Copy> Claims<D, A> {
+    /// Adds `device` decoding `count` addresses from `first` (its base,
+    /// offset 0) in an address space that ends at `max`.
+    fn add(&mut self, first: u64, count: u64, max: u64, device: D) -> Result<DeviceId, BusError> {
+        let (index, last) = self.table.check(first, count, max)?;
         let id = DeviceId(self.devices.len());
         self.devices.push((device, first));
         self.table.insert(
@@ -349,15 +220,21 @@ impl<D: MmioDevice> MmioBus<D> {
         Ok(id)
     }
 
-    /// Adds another range of addresses to a device already on the bus; it
-    /// sees them at offsets from its base address (wrapping).
-    pub fn add_range(&mut self, id: DeviceId, first: u64, length: u64) -> Result<(), BusError> {
+    /// Adds another range to device `id`, seen at offsets from its base
+    /// (wrapping, so a range below the base gives large offsets).
+    fn add_range(
+        &mut self,
+        id: DeviceId,
+        first: u64,
+        count: u64,
+        max: u64,
+    ) -> Result<(), BusError> {
         let base = self
             .devices
             .get(id.0)
             .map(|(_, base)| *base)
             .ok_or(BusError::UnknownDevice(id))?;
-        let (index, last) = self.table.check(first, length, u64::MAX)?;
+        let (index, last) = self.table.check(first, count, max)?;
         self.table.insert(
             index,
             Range {
@@ -370,55 +247,183 @@ impl<D: MmioDevice> MmioBus<D> {
         Ok(())
     }
 
+    fn device(&self, id: DeviceId) -> Option<&D> {
+        self.devices.get(id.0).map(|(device, _)| device)
+    }
+
+    fn device_mut(&mut self, id: DeviceId) -> Option<&mut D> {
+        self.devices.get_mut(id.0).map(|(device, _)| device)
+    }
+
+    fn claimant(&self, address: u64) -> Option<DeviceId> {
+        self.table.find(address).map(|(id, _)| id)
+    }
+
+    /// The device decoding `address` and the offset it sees; `None` counts
+    /// an unclaimed read (`write` false) or write.
+    #[inline(always)]
+    fn route(&mut self, address: u64, shown: A, write: bool) -> Option<(&mut D, u64)> {
+        match self.table.find(address) {
+            Some((id, offset)) => Some((&mut self.devices[id.0].0, offset)),
+            None => {
+                if write {
+                    self.unclaimed.writes += 1;
+                } else {
+                    self.unclaimed.reads += 1;
+                }
+                self.unclaimed.last = Some(shown);
+                None
+            }
+        }
+    }
+}
+
+/// A VM's I/O-port bus: routes IN and OUT to the devices that claimed the
+/// port.
+#[derive(Debug)]
+pub struct PortBus<D> {
+    claims: Claims<D, u16>,
+}
+
+impl<D> Default for PortBus<D> {
+    fn default() -> Self {
+        PortBus {
+            claims: Claims::default(),
+        }
+    }
+}
+
+impl<D: PortDevice> PortBus<D> {
+    /// An empty bus: every port unclaimed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `device` decoding `count` ports from `first`, which becomes its
+    /// base port (offset 0).
+    pub fn add(&mut self, first: u16, count: u16, device: D) -> Result<DeviceId, BusError> {
+        self.claims
+            .add(first.into(), count.into(), u16::MAX.into(), device)
+    }
+
+    /// Adds another range of ports to a device already on the bus (the
+    /// PIT's port 0x61 besides 0x40-0x43); it sees them at offsets from its
+    /// base port (wrapping, so a range below the base gives large offsets).
+    pub fn add_range(&mut self, id: DeviceId, first: u16, count: u16) -> Result<(), BusError> {
+        self.claims
+            .add_range(id, first.into(), count.into(), u16::MAX.into())
+    }
+
     /// The device `id`.
     pub fn device(&self, id: DeviceId) -> Option<&D> {
-        self.devices.get(id.0).map(|(device, _)| device)
+        self.claims.device(id)
+    }
+
+    /// The device `id`, to act on it outside a guest access (console input
+    /// into a UART, a timer tick).
+    pub fn device_mut(&mut self, id: DeviceId) -> Option<&mut D> {
+        self.claims.device_mut(id)
+    }
+
+    /// The device decoding `port`, if any.
+    pub fn claimant(&self, port: u16) -> Option<DeviceId> {
+        self.claims.claimant(port.into())
+    }
+
+    /// An IN of `size` at `port`. Unclaimed ports read as all ones, as on an
+    /// ISA bus where nothing drives the data lines (they are pulled up).
+    #[inline(always)]
+    pub fn read(&mut self, port: u16, size: AccessSize, cx: &mut DeviceContext) -> u32 {
+        match self.claims.route(port.into(), port, false) {
+            Some((device, offset)) => device.read(offset as u16, size, cx) & size.mask(),
+            None => size.mask(),
+        }
+    }
+
+    /// An OUT of `size` bytes of `value` at `port`. Writes to unclaimed
+    /// ports are dropped.
+    #[inline(always)]
+    pub fn write(&mut self, port: u16, size: AccessSize, value: u32, cx: &mut DeviceContext) {
+        if let Some((device, offset)) = self.claims.route(port.into(), port, true) {
+            device.write(offset as u16, size, value & size.mask(), cx);
+        }
+    }
+
+    /// The accesses no device decoded so far.
+    pub fn unclaimed(&self) -> UnclaimedAccesses<u16> {
+        self.claims.unclaimed
+    }
+}
+
+/// A VM's MMIO bus: routes reads and writes of guest-physical addresses
+/// (EPT violations on addresses with no RAM) to the devices that claimed
+/// them.
+#[derive(Debug)]
+pub struct MmioBus<D> {
+    claims: Claims<D, u64>,
+}
+
+impl<D> Default for MmioBus<D> {
+    fn default() -> Self {
+        MmioBus {
+            claims: Claims::default(),
+        }
+    }
+}
+
+impl<D: MmioDevice> MmioBus<D> {
+    /// An empty bus: every address unclaimed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `device` decoding `length` bytes from `first`, which becomes its
+    /// base address (offset 0).
+    pub fn add(&mut self, first: u64, length: u64, device: D) -> Result<DeviceId, BusError> {
+        self.claims.add(first, length, u64::MAX, device)
+    }
+
+    /// Adds another range of addresses to a device already on the bus; it
+    /// sees them at offsets from its base address (wrapping).
+    pub fn add_range(&mut self, id: DeviceId, first: u64, length: u64) -> Result<(), BusError> {
+        self.claims.add_range(id, first, length, u64::MAX)
+    }
+
+    /// The device `id`.
+    pub fn device(&self, id: DeviceId) -> Option<&D> {
+        self.claims.device(id)
     }
 
     /// The device `id`, to act on it outside a guest access.
     pub fn device_mut(&mut self, id: DeviceId) -> Option<&mut D> {
-        self.devices.get_mut(id.0).map(|(device, _)| device)
+        self.claims.device_mut(id)
     }
 
     /// The device decoding `address`, if any.
     pub fn claimant(&self, address: u64) -> Option<DeviceId> {
-        self.table.find(address).map(|(id, _)| id)
+        self.claims.claimant(address)
     }
 
     /// A read of `size` at `address`. Unclaimed addresses read as all ones
     /// (what a PC chipset returns for a master abort) and are counted.
     pub fn read(&mut self, address: u64, size: MmioSize, cx: &mut DeviceContext) -> u64 {
-        match self.table.find(address) {
-            Some((id, offset)) => {
-                let device = &mut self.devices[id.0].0;
-                device.read(offset, size, cx) & size.mask()
-            }
-            None => {
-                self.unclaimed.reads += 1;
-                self.unclaimed.last = Some(address);
-                size.mask()
-            }
+        match self.claims.route(address, address, false) {
+            Some((device, offset)) => device.read(offset, size, cx) & size.mask(),
+            None => size.mask(),
         }
     }
 
     /// A write of `size` bytes of `value` at `address`. Writes to unclaimed
     /// addresses are dropped and counted.
     pub fn write(&mut self, address: u64, size: MmioSize, value: u64, cx: &mut DeviceContext) {
-        match self.table.find(address) {
-            Some((id, offset)) => {
-                let device = &mut self.devices[id.0].0;
-                device.write(offset, size, value & size.mask(), cx);
-            }
-            None => {
-                self.unclaimed.writes += 1;
-                self.unclaimed.last = Some(address);
-            }
+        if let Some((device, offset)) = self.claims.route(address, address, true) {
+            device.write(offset, size, value & size.mask(), cx);
         }
     }
 
     /// The accesses no device decoded so far.
     pub fn unclaimed(&self) -> UnclaimedAccesses<u64> {
-        self.unclaimed
+        self.claims.unclaimed
     }
 }
 

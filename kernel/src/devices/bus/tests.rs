@@ -110,7 +110,7 @@ fn overlapping_port_ranges_are_refused_and_the_bus_is_unchanged() {
     // Neighbours that touch without overlapping are fine.
     bus.add(0x3f0, 8, Probe::default()).unwrap();
     bus.add(0x400, 1, Probe::default()).unwrap();
-    assert_eq!(bus.devices.len(), 4, "refused devices are not kept");
+    assert_eq!(bus.claims.devices.len(), 4, "refused devices are not kept");
     assert_eq!(bus.claimant(0x3f7), Some(DeviceId(2)));
     assert_eq!(bus.claimant(0x3f8), Some(DeviceId(0)));
     assert_eq!(bus.claimant(0x400), Some(DeviceId(3)));
