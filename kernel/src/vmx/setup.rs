@@ -45,7 +45,7 @@ mod access {
 /// NW, which tessera keeps off the real CPU.
 pub fn real_cr0(capabilities: &Capabilities, value: u64) -> u64 {
     apply_fixed_bits(
-        value & !(cr0::CD | cr0::NW),
+        crate::rules::control_registers::hardware_cr0(value),
         capabilities.cr0_fixed0,
         capabilities.cr0_fixed1,
         cr0::PE | cr0::PG,
