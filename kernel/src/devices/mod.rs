@@ -121,21 +121,64 @@ impl ConsoleSink for DiscardConsole {
     fn transmit(&mut self, _byte: u8) {}
 }
 
-/// What a device may act on during one access: the VM's interrupt lines and
-/// its console. Built by the VM for each access from its own fields, so it
-/// costs two pointers and no allocation.
+/// What a device can ask of its VM as a whole: the platform devices that
+/// reset or power off the machine, and QEMU's isa-debug-exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmRequest {
+    /// Reset the VM (port 0xCF9, the i8042's pulse of the reset line, the
+    /// ACPI reset register): a restart, counted like any other.
+    Reset,
+    /// Power the VM off (ACPI PM1 control, SLP_TYP for S5 with SLP_EN).
+    PowerOff,
+    /// Stop the VM with this exit code (isa-debug-exit: `(value << 1) | 1`).
+    Exit(u32),
+}
+
+/// What a device may act on during one access: the VM's interrupt lines, its
+/// console, the time, and requests to the VM. Built by the VM for each
+/// access from its own fields, so it costs a few words and no allocation.
 pub struct DeviceContext<'a> {
     /// The VM's interrupt lines, which devices raise and lower.
     pub irq: &'a mut InterruptLines,
     /// The VM's console, which receives transmitted bytes.
     pub console: &'a mut dyn ConsoleSink,
+    /// The VM's time now, in nanoseconds since it started (or was reset):
+    /// timers count from it. It stands still while the VM is not running.
+    pub now_ns: u64,
+    /// Set by a device that needs the VM reset, powered off or stopped; the
+    /// core acts on it after the access.
+    pub request: Option<VmRequest>,
 }
 
 impl<'a> DeviceContext<'a> {
-    /// A context over a VM's lines and console.
+    /// A context over a VM's lines and console at time 0.
     pub fn new(irq: &'a mut InterruptLines, console: &'a mut dyn ConsoleSink) -> Self {
-        DeviceContext { irq, console }
+        DeviceContext {
+            irq,
+            console,
+            now_ns: 0,
+            request: None,
+        }
     }
+
+    /// The same context at `now_ns`.
+    pub fn at(mut self, now_ns: u64) -> Self {
+        self.now_ns = now_ns;
+        self
+    }
+}
+
+/// A device that acts on its own as time passes (timers): the core asks
+/// when it next needs to, and calls [`Timed::advance`] once that time has
+/// come, so that its interrupt lines change at the right moment even when
+/// the guest does not touch the device.
+pub trait Timed {
+    /// The VM time (`DeviceContext::now_ns`) of the device's next event, if
+    /// it has one pending.
+    fn next_deadline_ns(&self) -> Option<u64>;
+    /// Brings the device up to `cx.now_ns`: fires what is due, raising or
+    /// pulsing its lines through `cx.irq`.
+    fn advance(&mut self, cx: &mut DeviceContext);
 }
 
 /// A device decoding a range of I/O ports.
