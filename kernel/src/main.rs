@@ -153,7 +153,7 @@ mod kernel {
                 },
             })
             .collect();
-        let (mut vms, refused) = vmm::create_vms(&modules, &mut backend);
+        let (mut vms, refused) = vmm::create_vms(&modules, &mut backend, tsc_hz);
         if vms.is_empty() {
             println!("tessera: nothing to run: no module became a VM");
             vmm::print_refused(&refused);

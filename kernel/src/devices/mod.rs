@@ -143,7 +143,9 @@ pub struct DeviceContext<'a> {
     /// The VM's console, which receives transmitted bytes.
     pub console: &'a mut dyn ConsoleSink,
     /// The VM's time now, in nanoseconds since it started (or was reset):
-    /// timers count from it. It stands still while the VM is not running.
+    /// timers count from it. It keeps running while the VM is descheduled,
+    /// like the guest's TSC, so periodic timers can pile up ticks (which the
+    /// devices coalesce).
     pub now_ns: u64,
     /// Set by a device that needs the VM reset, powered off or stopped; the
     /// core acts on it after the access.

@@ -5,6 +5,7 @@ use super::exit::{ControlRegisterAccess, Exit};
 use super::vcpu::Vcpu;
 use super::vm::{StopReason, Vm};
 use super::{delivery_loop, hypercall_handler, port_io};
+use crate::devices::VmRequest;
 use crate::rules::bits::{cr4, rflags};
 use crate::rules::control_registers::{self as cr, ControlState};
 use crate::rules::cpuid::{guest_view, CpuidResult};
@@ -81,14 +82,8 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
             cpuid(vcpu);
             Outcome::Continue
         }
-        Exit::Io(access) => {
-            port_io::handle(vm, access);
-            Outcome::Continue
-        }
-        Exit::StringIo(access, string) => {
-            port_io::handle_string(vm, access, string);
-            Outcome::Continue
-        }
+        Exit::Io(access) => requested(port_io::handle(vm, access)),
+        Exit::StringIo(access, string) => requested(port_io::handle_string(vm, access, string)),
         Exit::Rdmsr => {
             rdmsr(vm);
             Outcome::Continue
@@ -167,6 +162,17 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
             detail,
             vcpu.rip()
         )),
+    }
+}
+
+/// What a device asked of the VM, as the scheduler's outcome.
+#[inline(always)]
+fn requested(request: Option<VmRequest>) -> Outcome {
+    match request {
+        None => Outcome::Continue,
+        Some(VmRequest::Reset) => Outcome::Stop(StopReason::Reset),
+        Some(VmRequest::PowerOff) => Outcome::Stop(StopReason::PoweredOff),
+        Some(VmRequest::Exit(code)) => Outcome::Stop(StopReason::Exited(code as i64)),
     }
 }
 

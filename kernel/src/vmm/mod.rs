@@ -5,9 +5,11 @@
 //! delivery-loop rule. Machine parts (bare metal only): the VMs
 //! built from the boot modules, the loop that runs them, exit handling.
 
+pub mod clock;
 pub mod delivery_loop;
 pub mod exit;
 pub mod hypercall;
+pub mod platform;
 pub mod sched;
 pub mod vcpu;
 

@@ -8,7 +8,7 @@ use super::exit::{IoAccess, StringIo};
 use super::guest_memory::GuestRam;
 use super::vcpu::{SegmentRegister, Vcpu};
 use super::vm::Vm;
-use crate::devices::{AccessSize, DeviceContext};
+use crate::devices::{AccessSize, VmRequest};
 use crate::guest_walk::{walk, Operation, Paging, PagingMode, Request, WalkError};
 use crate::rules::bits::{cr0, cr4, efer, rflags};
 use crate::rules::io::{
@@ -40,15 +40,31 @@ pub fn emit_line(id: u32, name: &str, line: &[u8]) {
 }
 
 #[inline(always)]
-fn write_port<V: Vcpu>(vm: &mut Vm<V>, port: u16, value: u32, size: AccessSize) {
-    let mut cx = DeviceContext::new(&mut vm.irq, &mut vm.console);
-    vm.ports.write(port, size, value, &mut cx);
+fn write_port<V: Vcpu>(
+    vm: &mut Vm<V>,
+    port: u16,
+    value: u32,
+    size: AccessSize,
+) -> Option<VmRequest> {
+    vm.platform.write_port(
+        port,
+        size,
+        value,
+        &mut vm.console,
+        &vm.clock,
+        crate::arch::tsc::rdtsc,
+    )
 }
 
 #[inline(always)]
-fn read_port<V: Vcpu>(vm: &mut Vm<V>, port: u16, size: AccessSize) -> u32 {
-    let mut cx = DeviceContext::new(&mut vm.irq, &mut vm.console);
-    vm.ports.read(port, size, &mut cx)
+fn read_port<V: Vcpu>(vm: &mut Vm<V>, port: u16, size: AccessSize) -> (u32, Option<VmRequest>) {
+    vm.platform.read_port(
+        port,
+        size,
+        &mut vm.console,
+        &vm.clock,
+        crate::arch::tsc::rdtsc,
+    )
 }
 
 /// The access width of an I/O instruction (1, 2 or 4 bytes: the decoders
@@ -62,13 +78,15 @@ fn access_size(access: &IoAccess) -> AccessSize {
     }
 }
 
-/// Emulates a non-string IN or OUT and moves the guest past it.
+/// Emulates a non-string IN or OUT and moves the guest past it; returns
+/// what the access asked of the VM (a reset, a power-off, an exit).
 #[inline(always)]
-pub fn handle<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess) {
+pub fn handle<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess) -> Option<VmRequest> {
     let size = access_size(&access);
     let mask = size.mask() as u64;
-    if access.input() {
-        let value = read_port(vm, access.port(), size) as u64;
+    let request = if access.input() {
+        let (value, request) = read_port(vm, access.port(), size);
+        let value = value as u64;
         // IN to AL/AX leaves the rest of RAX; IN to EAX zero-extends.
         let rax = &mut vm.vcpu.registers().rax;
         *rax = if size == AccessSize::Dword {
@@ -76,11 +94,13 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess) {
         } else {
             (*rax & !mask) | value
         };
+        request
     } else {
         let value = (vm.vcpu.registers().rax & mask) as u32;
-        write_port(vm, access.port(), value, size);
-    }
+        write_port(vm, access.port(), value, size)
+    };
     vm.vcpu.skip_instruction();
+    request
 }
 
 /// The guest's paging, for translating string-I/O operands (`None`:
@@ -156,7 +176,11 @@ fn translate(
 /// fault on the second page reports CR2 there. An element that faults ends
 /// the instruction with RSI/RDI and RCX showing the elements done, as on
 /// hardware, and the fault is delivered.
-pub fn handle_string<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess, string: StringIo) {
+pub fn handle_string<V: Vcpu>(
+    vm: &mut Vm<V>,
+    access: IoAccess,
+    string: StringIo,
+) -> Option<VmRequest> {
     let state = vm.vcpu.control_state();
     let mode = if state.cr0 & cr0::PE == 0 {
         AddressingMode::Real
@@ -200,7 +224,8 @@ pub fn handle_string<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess, string: StringIo
     };
     let mut done = 0;
     let mut fault = None;
-    while done < batch {
+    let mut asked = None;
+    while done < batch && asked.is_none() {
         let element = StringElement {
             register,
             offset: pointer & address_mask(string.address_size),
@@ -229,7 +254,9 @@ pub fn handle_string<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess, string: StringIo
         let mut bytes = [0u8; 4];
         let (head, tail) = bytes[..size as usize].split_at_mut(first_size as usize);
         if access.input() {
-            let value = read_port(vm, access.port(), access_size(&access)).to_le_bytes();
+            let (value, request) = read_port(vm, access.port(), access_size(&access));
+            asked = request;
+            let value = value.to_le_bytes();
             head.copy_from_slice(&value[..first_size as usize]);
             tail.copy_from_slice(&value[first_size as usize..size as usize]);
             vm.ram.write_bytes(first_gpa, head);
@@ -272,4 +299,5 @@ pub fn handle_string<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess, string: StringIo
         None if access.rep() && total > done => {}
         None => vm.vcpu.skip_instruction(),
     }
+    asked
 }

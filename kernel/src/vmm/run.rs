@@ -34,6 +34,7 @@ pub struct Refused {
 pub fn create_vms<B: Backend>(
     modules: &[GuestModule],
     backend: &mut B,
+    tsc_hz: u64,
 ) -> (Vec<Vm<B::Vcpu>>, Vec<Refused>) {
     let free_before = crate::mm::free_bytes();
     let heap_before = crate::mm::heap_bytes_used();
@@ -79,7 +80,7 @@ pub fn create_vms<B: Backend>(
         names.push(name.clone());
         let image = module.image;
         let id = vms.len() as u32 + 1;
-        match Vm::create(backend, id, name.clone(), options, image) {
+        match Vm::create(backend, id, name.clone(), options, image, tsc_hz) {
             Ok(vm) => vms.push(vm),
             Err(reason) => {
                 log::error!("vm {}: {}; VM not created", name, reason);
@@ -221,6 +222,8 @@ fn stop<V: Vcpu>(vm: &mut Vm<V>, reason: StopReason) {
         StopReason::Exited(code) => log::info!("vm {}: exited with code {}", vm.name, code),
         StopReason::Halted => log::info!("vm {}: halted", vm.name),
         StopReason::Fault(what) => log::error!("vm {}: stopped: {}", vm.name, what),
+        StopReason::PoweredOff => log::info!("vm {}: powered off", vm.name),
+        StopReason::Reset => log::info!("vm {}: reset", vm.name),
     }
     if vm.wants_restart(&reason) {
         log::info!(
@@ -257,6 +260,8 @@ pub fn print_summary<V: Vcpu>(vms: &[Vm<V>], refused: &[Refused]) {
             Some(StopReason::Exited(code)) => ("exited", format!("exit code {}", code)),
             Some(StopReason::Halted) => ("halted", String::from("HLT with nothing to wake it")),
             Some(StopReason::Fault(what)) => ("crashed", what.clone()),
+            Some(StopReason::PoweredOff) => ("off", String::from("powered off")),
+            Some(StopReason::Reset) => ("reset", String::from("reset, restart limit reached")),
             None => ("running", String::new()),
         };
         crate::println!(
@@ -276,7 +281,7 @@ pub fn print_summary<V: Vcpu>(vms: &[Vm<V>], refused: &[Refused]) {
         }
         line.pop();
         crate::println!("{}", line);
-        let unclaimed = vm.ports.unclaimed();
+        let unclaimed = vm.platform.unclaimed_ports();
         if let Some(last) = unclaimed.last {
             crate::println!(
                 "    ports of {} with no device: {} reads, {} writes (the last {:#x})",

@@ -5,16 +5,15 @@
 use super::guest_memory::GuestRam;
 use super::vcpu::{StartState, Vcpu};
 use crate::console::line_buffer::LineBuffer;
-use crate::devices::bus::PortBus;
-use crate::devices::irq::InterruptLines;
-use crate::devices::serial::{self, Serial16550};
-use crate::devices::{AnyPortDevice, ConsoleSink};
+use crate::devices::ConsoleSink;
 use crate::loader::{self, BootState};
 use crate::mm::phys::PhysRange;
 use crate::options::{ModuleOptions, RestartPolicy};
 use crate::rules::msr::VirtualMsrs;
 use crate::size::Bytes;
+use crate::vmm::clock::VmClock;
 use crate::vmm::delivery_loop::ExceptionStreak;
+use crate::vmm::platform::Platform;
 use crate::vmm::sched::RunState;
 use alloc::format;
 use alloc::string::String;
@@ -33,6 +32,11 @@ pub enum StopReason {
     Halted,
     /// The guest did something that ends it: the text says what.
     Fault(String),
+    /// The guest powered its virtual PC off (ACPI S5).
+    PoweredOff,
+    /// The guest reset its virtual PC (port 0xCF9, the keyboard
+    /// controller's reset line): it starts again, counted as a restart.
+    Reset,
 }
 
 impl StopReason {
@@ -88,22 +92,6 @@ impl ConsoleSink for VmConsole {
     }
 }
 
-/// The devices every VM has on its port bus: COM1 (a 16550A on IRQ 4).
-/// Every other port reads as all ones and ignores writes, as an ISA bus
-/// with nothing decoding the address does.
-fn platform_devices() -> PortBus<AnyPortDevice> {
-    let mut bus = PortBus::new();
-    if let Err(error) = bus.add(
-        serial::COM1_BASE,
-        serial::PORT_COUNT,
-        AnyPortDevice::Serial(Serial16550::com1()),
-    ) {
-        // The ranges are constants: a clash is a tessera bug.
-        panic!("the platform's device ranges clash: {}", error);
-    }
-    bus
-}
-
 /// What a backend must do to give a VM a vCPU.
 pub trait Backend {
     /// The backend's vCPU.
@@ -139,10 +127,11 @@ pub struct Vm<V: Vcpu> {
     pub state: RunState,
     /// Set once stopped.
     pub stop: Option<StopReason>,
-    /// The port-I/O devices.
-    pub ports: PortBus<AnyPortDevice>,
-    /// The interrupt lines the devices drive.
-    pub irq: InterruptLines,
+    /// The virtual PC: devices, buses, interrupt lines.
+    pub platform: Platform,
+    /// The VM's clock (nanoseconds since it started), which its devices'
+    /// timers count in.
+    pub clock: VmClock,
     /// The console output.
     pub console: VmConsole,
     /// Restarts so far.
@@ -176,6 +165,7 @@ impl<V: Vcpu> Vm<V> {
         name: String,
         options: ModuleOptions,
         image: &'static [u8],
+        tsc_hz: u64,
     ) -> Result<Vm<V>, String> {
         let memory = options.mem.unwrap_or(DEFAULT_MEMORY);
         let free = crate::mm::free_bytes();
@@ -213,8 +203,8 @@ impl<V: Vcpu> Vm<V> {
             start,
             state: RunState::Runnable,
             stop: None,
-            ports: platform_devices(),
-            irq: InterruptLines::new(),
+            platform: Platform::pc(),
+            clock: VmClock::new(crate::arch::tsc::rdtsc(), tsc_hz),
             console,
             restarts: 0,
             slice_deadline: 0,
@@ -223,9 +213,17 @@ impl<V: Vcpu> Vm<V> {
         })
     }
 
+    /// The TSC frequency the VM's clock runs on.
+    fn clock_hz(&self) -> u64 {
+        self.clock.tsc_hz()
+    }
+
     /// Whether the restart policy asks for another run after `reason`.
     pub fn wants_restart(&self, reason: &StopReason) -> bool {
         let policy = match self.options.restart {
+            // A reset is the guest asking to start again, whatever the policy
+            // says about stops.
+            _ if *reason == StopReason::Reset => true,
             RestartPolicy::Never => false,
             RestartPolicy::Always => true,
             RestartPolicy::OnCrash => reason.is_crash(),
@@ -250,9 +248,9 @@ impl<V: Vcpu> Vm<V> {
         self.state = RunState::Runnable;
         self.stop = None;
         self.msrs = VirtualMsrs::default();
-        self.ports = platform_devices();
+        self.platform = Platform::pc();
+        self.clock = VmClock::new(crate::arch::tsc::rdtsc(), self.clock_hz());
         self.exception_streak = ExceptionStreak::default();
-        self.irq = InterruptLines::new();
         Ok(())
     }
 }
