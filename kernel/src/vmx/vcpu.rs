@@ -232,6 +232,34 @@ impl VmxVcpu {
         }
     }
 
+    /// VM exit clears the valid bit of the entry interruption field (SDM
+    /// Vol. 3C, 26.8.3), delivered or not. When the exit interrupted the
+    /// delivery of the event tessera injected, the IDT-vectoring information
+    /// holds it: inject it again, with its error code and, for software
+    /// events, its instruction length, or it would be lost (SDM Vol. 3C,
+    /// 29.2.4 and 28.6.1.1). Only after an injection: the guest's own events
+    /// (an INT n whose delivery exits) are delivered again by the guest
+    /// re-executing the instruction.
+    fn reinject_undelivered(&mut self) {
+        const VALID: u32 = 1 << 31;
+        const ERROR_CODE_VALID: u32 = 1 << 11;
+        let info = exit::IDT_VECTORING_INFO.read();
+        if info & VALID == 0 {
+            return;
+        }
+        if info & ERROR_CODE_VALID != 0 {
+            control::ENTRY_EXCEPTION_ERROR_CODE.write(exit::IDT_VECTORING_ERROR_CODE.read());
+        }
+        // Types 4-6: software interrupt, privileged software exception,
+        // software exception.
+        if matches!((info >> 8) & 7, 4..=6) {
+            control::ENTRY_INSTRUCTION_LENGTH.write(exit::INSTRUCTION_LENGTH.read());
+        }
+        // Bit 12 (NMI unblocking due to IRET) is reserved in the entry field.
+        control::ENTRY_INTERRUPTION_INFO.write(info & !(1 << 12));
+        self.event_pending = true;
+    }
+
     /// Reflects an intercepted #DB or #AC back to the guest, as the CPU
     /// would have delivered it. A #DB exit leaves DR6 alone and reports the
     /// bits the CPU would have set in the exit qualification (SDM Vol. 3C,
@@ -291,10 +319,10 @@ impl Vcpu for VmxVcpu {
             return Exit::EntryFailed { code };
         }
         self.launched = true;
-        // An injected event was delivered (or is reported again through the
-        // IDT-vectoring information): VM exit clears the valid bit of the
-        // entry field (SDM Vol. 3C, 26.8.3).
-        self.event_pending = false;
+        if self.event_pending {
+            self.event_pending = false;
+            self.reinject_undelivered();
+        }
         let reason = super::decode::basic_reason();
         self.exits.record(reason);
         let decoded = super::decode::decode(reason);

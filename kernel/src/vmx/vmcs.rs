@@ -128,6 +128,8 @@ pub mod control {
     pub const ENTRY_INTERRUPTION_INFO: Field32 = Field32(c::VMENTRY_INTERRUPTION_INFO_FIELD);
     /// VM-entry exception error code.
     pub const ENTRY_EXCEPTION_ERROR_CODE: Field32 = Field32(c::VMENTRY_EXCEPTION_ERR_CODE);
+    /// VM-entry instruction length (for software interrupts and exceptions).
+    pub const ENTRY_INSTRUCTION_LENGTH: Field32 = Field32(c::VMENTRY_INSTRUCTION_LEN);
     /// CR0 guest/host mask.
     pub const CR0_MASK: FieldNatural = FieldNatural(c::CR0_GUEST_HOST_MASK);
     /// CR4 guest/host mask.
@@ -149,6 +151,11 @@ pub mod exit {
     pub const REASON: ReadOnly32 = ReadOnly32(r::EXIT_REASON);
     /// VM-exit interruption information.
     pub const INTERRUPTION_INFO: ReadOnly32 = ReadOnly32(r::VMEXIT_INTERRUPTION_INFO);
+    /// IDT-vectoring information: the event whose delivery the exit
+    /// interrupted.
+    pub const IDT_VECTORING_INFO: ReadOnly32 = ReadOnly32(r::IDT_VECTORING_INFO);
+    /// IDT-vectoring error code.
+    pub const IDT_VECTORING_ERROR_CODE: ReadOnly32 = ReadOnly32(r::IDT_VECTORING_ERR_CODE);
     /// VM-exit interruption error code.
     pub const INTERRUPTION_ERROR_CODE: ReadOnly32 = ReadOnly32(r::VMEXIT_INTERRUPTION_ERR_CODE);
     /// VM-exit instruction length.
