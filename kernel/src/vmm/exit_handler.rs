@@ -24,8 +24,10 @@ use alloc::string::String;
 pub enum Outcome {
     /// Re-enter the guest.
     Continue,
-    /// The slice is over (timer, yield).
+    /// The slice is over (yield).
     EndSlice,
+    /// The slice timer fired: the slice is over, or a device timer is due.
+    Timer,
     /// The vCPU waits for an interrupt.
     Sleep,
     /// The VM is finished.
@@ -103,11 +105,12 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
         }
         Exit::Hlt => hlt(vcpu),
         Exit::Exception { vector, .. } => exception(vm, vector),
-        Exit::SliceEnd => Outcome::EndSlice,
-        // No device raises interrupts yet (the virtual PC brings the
-        // interrupt controllers): stop asking.
+        Exit::SliceEnd => Outcome::Timer,
+        // The vCPU can take the pending interrupt now: stop asking, and let
+        // the core inject it before the next entry.
         Exit::InterruptWindow => {
             vcpu.request_interrupt_window(false);
+            vm.platform.notice();
             Outcome::Continue
         }
         // Guest RAM is ordinary write-back memory with no device behind it:

@@ -10,10 +10,23 @@ use crate::devices::irq::InterruptLines;
 use crate::devices::serial::{self, Serial16550};
 use crate::devices::{AccessSize, AnyPortDevice, ConsoleSink, DeviceContext, VmRequest};
 
+/// What the platform needs of the core after its devices changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// An interrupt is pending for the vCPU.
+    pub interrupt: bool,
+    /// The VM time of the next timer event.
+    pub next_deadline_ns: Option<u64>,
+}
+
 /// The devices of one VM and their wiring.
 pub struct Platform {
     ports: PortBus<AnyPortDevice>,
     lines: InterruptLines,
+    /// A device was touched or time advanced since the core last asked what
+    /// the vCPU should take: the interrupt state and the next timer deadline
+    /// may have changed. One flag, so the exit path tests a byte.
+    attention: bool,
 }
 
 impl Platform {
@@ -33,6 +46,7 @@ impl Platform {
         Platform {
             ports,
             lines: InterruptLines::new(),
+            attention: false,
         }
     }
 
@@ -50,7 +64,10 @@ impl Platform {
         tsc: impl FnOnce() -> u64,
     ) -> (u32, Option<VmRequest>) {
         let now_ns = match self.ports.claimant(port) {
-            Some(_) => clock.ns_at(tsc()),
+            Some(_) => {
+                self.attention = true;
+                clock.ns_at(tsc())
+            }
             None => 0,
         };
         let mut cx = DeviceContext::new(&mut self.lines, console).at(now_ns);
@@ -71,12 +88,55 @@ impl Platform {
         tsc: impl FnOnce() -> u64,
     ) -> Option<VmRequest> {
         let now_ns = match self.ports.claimant(port) {
-            Some(_) => clock.ns_at(tsc()),
+            Some(_) => {
+                self.attention = true;
+                clock.ns_at(tsc())
+            }
             None => 0,
         };
         let mut cx = DeviceContext::new(&mut self.lines, console).at(now_ns);
         self.ports.write(port, size, value, &mut cx);
         cx.request
+    }
+
+    /// Whether a device was touched or time advanced since the last
+    /// [`Platform::settle`].
+    #[inline(always)]
+    pub fn attention(&self) -> bool {
+        self.attention
+    }
+
+    /// Makes the core settle the platform before the next entry (the vCPU
+    /// became able to take an interrupt).
+    pub fn notice(&mut self) {
+        self.attention = true;
+    }
+
+    /// Brings the timers up to `now_ns` (firing what is due, coalescing
+    /// periodic ticks that piled up while the VM was descheduled).
+    pub fn advance(&mut self, now_ns: u64, console: &mut dyn ConsoleSink) {
+        let _ = (now_ns, console);
+        self.attention = true;
+    }
+
+    /// Routes the interrupt lines through the interrupt controllers and
+    /// clears [`Platform::attention`]; returns what the core must arrange:
+    /// the vector the vCPU should take next, if any, and the VM time of the
+    /// next timer event, if any. (Until the interrupt controllers join the
+    /// platform, nothing is ever pending.)
+    pub fn settle(&mut self) -> Settled {
+        self.attention = false;
+        Settled {
+            interrupt: false,
+            next_deadline_ns: None,
+        }
+    }
+
+    /// The vector of the interrupt the vCPU takes now (the interrupt
+    /// controller's acknowledge cycle), after [`Settled::interrupt`] said
+    /// one is pending and the vCPU can take it.
+    pub fn acknowledge_interrupt(&mut self) -> Option<u8> {
+        None
     }
 
     /// The port accesses no device decoded.

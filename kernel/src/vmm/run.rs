@@ -7,7 +7,7 @@ use super::vm;
 use super::vm::Backend;
 use super::vm::{StopReason, Vm};
 use crate::options::{is_valid_name, ModuleOptions, ModuleRole};
-use crate::vmm::sched::RunState;
+use crate::vmm::sched::{wake, RunState};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -129,12 +129,27 @@ pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
     let cpu = crate::arch::percpu::this_cpu();
     let mut states: Vec<RunState> = Vec::with_capacity(vms.len());
     loop {
+        let now = crate::arch::tsc::rdtsc();
+        let mut next_wake: Option<u64> = None;
+        for vm in vms.iter_mut() {
+            if let Some(wake) = wake(&mut vm.state, vm.wake_at, now) {
+                next_wake = Some(next_wake.map_or(wake, |next| next.min(wake)));
+            }
+        }
         states.clear();
         states.extend(vms.iter().map(|vm| vm.state));
         let picked = cpu.scheduler.lock().pick(&states);
         let Some(index) = picked else {
-            // Nothing runnable. Sleeping VMs wait for an interrupt, and no
-            // virtual device in this build raises one: they will never wake.
+            if let Some(wake) = next_wake {
+                // Every runnable VM is halted until a timer event: wait for
+                // the nearest one.
+                while crate::arch::tsc::rdtsc() < wake {
+                    core::hint::spin_loop();
+                }
+                continue;
+            }
+            // Nothing runnable and no timer pending: sleeping VMs wait for an
+            // interrupt that nothing will raise.
             let mut any = false;
             for vm in vms.iter_mut().filter(|vm| vm.state == RunState::Sleeping) {
                 log::info!(
@@ -171,11 +186,18 @@ pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
 
 /// Runs one VM for one time slice, handling its exits. The slice ends at a
 /// wall-clock deadline, so the time tessera spends on the VM's exits is the
-/// VM's too.
+/// VM's too. Between exits the VM's devices get their say: their timers
+/// bound how long the guest runs, and a pending interrupt is injected as
+/// soon as the vCPU can take it.
 fn run_slice<V: Vcpu>(vm: &mut Vm<V>, slice_tsc: u64) {
-    vm.slice_deadline = crate::arch::tsc::rdtsc().saturating_add(slice_tsc);
-    vm.vcpu.set_slice_deadline(vm.slice_deadline);
+    let now = crate::arch::tsc::rdtsc();
+    vm.slice_deadline = now.saturating_add(slice_tsc);
+    // Timers that fell due while the VM waited for the CPU fire now.
+    vm.platform.advance(vm.clock.ns_at(now), &mut vm.console);
     loop {
+        if vm.platform.attention() {
+            settle(vm);
+        }
         let exit = vm.vcpu.run();
         if let super::exit::Exit::EntryFailed { code } = exit {
             log::error!(
@@ -202,8 +224,21 @@ fn run_slice<V: Vcpu>(vm: &mut Vm<V>, slice_tsc: u64) {
         }
         match exit_handler::handle(vm, exit) {
             Outcome::Continue => {}
+            Outcome::Timer => {
+                let now = crate::arch::tsc::rdtsc();
+                if now >= vm.slice_deadline {
+                    return;
+                }
+                // A device timer is due before the slice ends.
+                vm.platform.advance(vm.clock.ns_at(now), &mut vm.console);
+            }
             Outcome::EndSlice => return,
             Outcome::Sleep => {
+                // HLT with interrupts on: an interrupt already pending wakes
+                // it at once; otherwise it sleeps until its next timer event.
+                if settle(vm) {
+                    continue;
+                }
                 vm.state = RunState::Sleeping;
                 return;
             }
@@ -213,6 +248,33 @@ fn run_slice<V: Vcpu>(vm: &mut Vm<V>, slice_tsc: u64) {
             }
         }
     }
+}
+
+/// Asks the platform what changed: injects the pending interrupt if the
+/// vCPU can take it now, or asks for an interrupt window; bounds the guest's
+/// run by the next timer event; records when a halted vCPU must wake.
+/// Returns whether an interrupt is pending.
+fn settle<V: Vcpu>(vm: &mut Vm<V>) -> bool {
+    let settled = vm.platform.settle();
+    vm.wake_at = settled.next_deadline_ns.map(|ns| vm.clock.tsc_at(ns));
+    let deadline = vm
+        .wake_at
+        .map_or(vm.slice_deadline, |wake| wake.min(vm.slice_deadline));
+    vm.vcpu.set_slice_deadline(deadline);
+    if !settled.interrupt {
+        return false;
+    }
+    if vm.vcpu.interruptible() && !vm.vcpu.event_pending() {
+        if let Some(vector) = vm.platform.acknowledge_interrupt() {
+            vm.vcpu.inject_interrupt(vector);
+        }
+    } else {
+        // Interrupts are blocked (RFLAGS.IF clear, an STI or MOV-SS shadow,
+        // or an event already queued): exit as soon as they are not. A CPU
+        // without interrupt-window exiting retries at the next exit.
+        let _ = vm.vcpu.request_interrupt_window(true);
+    }
+    true
 }
 
 /// Reports a stopped VM, then restarts it or leaves it stopped.

@@ -31,6 +31,19 @@ impl RoundRobin {
     }
 }
 
+/// Wakes a VM sleeping in HLT whose wake time (a TSC value) has come;
+/// returns its wake time if it is still ahead.
+pub fn wake(state: &mut RunState, wake_at: Option<u64>, now: u64) -> Option<u64> {
+    match (*state, wake_at) {
+        (RunState::Sleeping, Some(at)) if at <= now => {
+            *state = RunState::Runnable;
+            None
+        }
+        (RunState::Sleeping, Some(at)) => Some(at),
+        _ => None,
+    }
+}
+
 /// The preemption-timer value for a slice of `slice_us` microseconds when
 /// the TSC runs at `tsc_hz` and the timer ticks every 2^`rate` TSC cycles
 /// (SDM Vol. 3C, 27.5.1). At least 1, at most the 32-bit field's maximum.
@@ -77,6 +90,21 @@ mod tests {
             }
             assert!(seen.iter().all(|&s| s));
         }
+    }
+
+    #[test]
+    fn a_sleeping_vm_wakes_at_its_time_and_not_before() {
+        let mut state = Sleeping;
+        assert_eq!(wake(&mut state, Some(100), 99), Some(100));
+        assert_eq!(state, Sleeping);
+        assert_eq!(wake(&mut state, Some(100), 100), None);
+        assert_eq!(state, Runnable);
+        let mut state = Sleeping;
+        assert_eq!(wake(&mut state, None, 1_000), None, "nothing to wake it");
+        assert_eq!(state, Sleeping);
+        let mut state = Stopped;
+        assert_eq!(wake(&mut state, Some(1), 5), None);
+        assert_eq!(state, Stopped, "only sleeping VMs wake");
     }
 
     #[test]

@@ -136,6 +136,9 @@ pub struct Vm<V: Vcpu> {
     pub console: VmConsole,
     /// Restarts so far.
     pub restarts: u32,
+    /// When a vCPU halted with interrupts on must wake (TSC), if a timer
+    /// of its devices will fire.
+    pub wake_at: Option<u64>,
     /// The run of identical intercepted exceptions (see `delivery_loop`).
     pub exception_streak: ExceptionStreak,
     /// The TSC value at which the current slice ends: work tessera does for
@@ -208,6 +211,7 @@ impl<V: Vcpu> Vm<V> {
             console,
             restarts: 0,
             slice_deadline: 0,
+            wake_at: None,
             exception_streak: ExceptionStreak::default(),
             msrs: VirtualMsrs::default(),
         })
@@ -251,6 +255,7 @@ impl<V: Vcpu> Vm<V> {
         self.platform = Platform::pc();
         self.clock = VmClock::new(crate::arch::tsc::rdtsc(), self.clock_hz());
         self.exception_streak = ExceptionStreak::default();
+        self.wake_at = None;
         Ok(())
     }
 }
