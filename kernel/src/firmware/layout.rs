@@ -23,7 +23,7 @@
 /// Guest-physical base of every vCPU's local APIC (xAPIC MMIO page).
 pub const LAPIC_BASE: u32 = 0xFEE0_0000;
 /// The local APIC version register's low byte: an integrated xAPIC (0x1X,
-/// SDM Vol. 3A, 11.4.8 "Local APIC Version Register"), reported in the MP
+/// SDM Vol. 3A, 12.4.8 "Local APIC Version Register"), reported in the MP
 /// table's processor entries.
 pub const LAPIC_VERSION: u8 = 0x14;
 /// Guest-physical base of the one IOAPIC's register window.
@@ -74,10 +74,12 @@ pub const S5_SLEEP_TYPE: u8 = 5;
 
 /// COM1's I/O base, which the BIOS data area announces.
 pub const COM1_BASE: u16 = 0x3F8;
-/// Whether ports 0x60/0x64 answer as an 8042 keyboard controller. The i8042
-/// stub answers them (status reads, and the 0xFE command pulses reset), so
-/// the FADT's IAPC_BOOT_ARCH says "8042" truthfully; a guest that probes for
-/// a keyboard behind it finds none.
+/// Whether ports 0x60/0x64 answer as an 8042 keyboard controller: the
+/// FADT's IAPC_BOOT_ARCH "8042" flag. The virtual PC's i8042 stub answers
+/// them (status reads, and the 0xFE command pulses reset, see
+/// `devices::VmRequest::Reset`), so the flag is set; a guest that probes for
+/// a keyboard behind it finds none. If the stub is left out of a VM, this
+/// must become `false`.
 pub const I8042_PRESENT: bool = true;
 
 /// The most vCPUs a VM can have: the IOAPIC's ID is the vCPU count, and the

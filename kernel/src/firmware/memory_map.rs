@@ -59,12 +59,15 @@ pub struct MemoryRegion {
 impl MemoryRegion {
     /// One past its last byte.
     pub const fn end(&self) -> u64 {
-        self.start + self.length
+        self.start.saturating_add(self.length)
     }
 
     /// Whether it shares a byte with `[start, start + length)`.
     pub const fn overlaps(&self, start: u64, length: u64) -> bool {
-        length > 0 && self.length > 0 && start < self.end() && self.start < start + length
+        length > 0
+            && self.length > 0
+            && start < self.end()
+            && self.start < start.saturating_add(length)
     }
 }
 

@@ -136,9 +136,11 @@ impl fmt::Display for FirmwareError {
 /// area and the BIOS data area words, each range zeroed first. Everything
 /// is checked before the first write, so a refusal leaves RAM as it was.
 ///
-/// Call it before loading the image: the loader's boot area at the top of
-/// RAM lands in the BIOS area when RAM is barely 1 MiB, which
-/// [`FirmwareInfo::conflict`] detects.
+/// It overwrites whatever is in those ranges, and the loader writes wherever
+/// an image asks and its boot area at the top of RAM (inside the BIOS area
+/// when RAM is barely above 1 MiB): a VM checks the loaded ranges and the
+/// boot area against [`FirmwareInfo::conflict`] and refuses to start on a
+/// conflict, and gives the boot area to [`memory_map()`] as `reserved_top`.
 pub fn install(
     memory: &mut impl GuestMemory,
     layout: &PlatformLayout,
