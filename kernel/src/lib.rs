@@ -12,6 +12,7 @@
 //! | `vmm`     | the vCPU seam and exit enum, scheduler, hypercall ABI, delivery-loop rule | VMs, the run loop, exit and hypercall handling, port I/O |
 //! | `rules`   | what an exit's outcome is: CR/EFER/XCR0/MSR/CPUID, I/O decoding, string-I/O addressing | |
 //! | `devices` | port/MMIO device traits, the bus, interrupt lines, the 16550A |                                          |
+//! | `firmware` | the guest's ACPI and MP tables, BIOS data area and memory map; the platform's fixed layout (`firmware/layout.rs`) |  |
 //! | `vmx`     | control reconciliation, exit reasons, EPT             | VMXON, VMCS, VmxVcpu and VmxBackend, entry/exit, decoding, XSAVE areas |
 //! | `mm`      | physical ranges, the page-table builder               | frame allocator, heap                            |
 //! | `loader`  | guest image formats                                   |                                                  |
@@ -42,6 +43,7 @@ pub mod console;
 
 pub mod arch;
 pub mod devices;
+pub mod firmware;
 pub mod guest_walk;
 pub mod loader;
 pub mod mm;
