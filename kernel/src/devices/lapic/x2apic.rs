@@ -51,7 +51,7 @@ impl Lapic {
         };
         match register {
             TPR => self.task_priority = check(0xff)? as u8,
-            // EOI and ESR take only 0 in x2APIC mode (12.12.1.3, 12.12.9).
+            // EOI and ESR take only 0 in x2APIC mode (12.12.1.2).
             EOI => {
                 check(0)?;
                 self.end_of_interrupt();

@@ -11,7 +11,7 @@ impl Lapic {
             VERSION_REGISTER => VERSION,
             TPR => self.task_priority.into(),
             // APR and the remote read register: no bus arbitration or
-            // remote reads here (12.6.3 deprecates remote read).
+            // remote reads here.
             APR | RRD => 0,
             PPR => self.processor_priority().into(),
             EOI => 0,
