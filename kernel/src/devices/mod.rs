@@ -10,7 +10,9 @@
 //! result back to its registers belong to the VM core, not here.
 
 pub mod bus;
+pub mod ioapic;
 pub mod irq;
+pub mod lapic;
 pub mod serial;
 
 use irq::InterruptLines;
@@ -225,19 +227,29 @@ impl PortDevice for AnyPortDevice {
     }
 }
 
-/// Every MMIO device kind tessera models, for [`bus::MmioBus`]. None yet:
-/// the LAPIC and IOAPIC join in the virtual-PC work, so an MMIO bus today
-/// is always empty and every access to it is unclaimed.
+/// Every MMIO device kind tessera models, for [`bus::MmioBus`]: a closed
+/// enum, dispatched with a `match` like [`AnyPortDevice`].
 #[derive(Debug, Clone)]
-pub enum AnyMmioDevice {}
+pub enum AnyMmioDevice {
+    /// A vCPU's local APIC, in its xAPIC page at 0xFEE00000.
+    Lapic(lapic::Lapic),
+    /// The I/O APIC at 0xFEC00000.
+    Ioapic(ioapic::Ioapic),
+}
 
 impl MmioDevice for AnyMmioDevice {
-    fn read(&mut self, _offset: u64, _size: MmioSize, _cx: &mut DeviceContext) -> u64 {
-        match *self {}
+    fn read(&mut self, offset: u64, size: MmioSize, cx: &mut DeviceContext) -> u64 {
+        match self {
+            AnyMmioDevice::Lapic(lapic) => lapic.read(offset, size, cx),
+            AnyMmioDevice::Ioapic(ioapic) => ioapic.read(offset, size, cx),
+        }
     }
 
-    fn write(&mut self, _offset: u64, _size: MmioSize, _value: u64, _cx: &mut DeviceContext) {
-        match *self {}
+    fn write(&mut self, offset: u64, size: MmioSize, value: u64, cx: &mut DeviceContext) {
+        match self {
+            AnyMmioDevice::Lapic(lapic) => lapic.write(offset, size, value, cx),
+            AnyMmioDevice::Ioapic(ioapic) => ioapic.write(offset, size, value, cx),
+        }
     }
 }
 
