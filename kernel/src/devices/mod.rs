@@ -13,6 +13,8 @@ pub mod bus;
 pub mod ioapic;
 pub mod irq;
 pub mod lapic;
+pub mod pic;
+pub mod pit;
 pub mod serial;
 
 use irq::InterruptLines;
@@ -211,18 +213,26 @@ pub trait MmioDevice {
 pub enum AnyPortDevice {
     /// A 16550A UART (COM1).
     Serial(serial::Serial16550),
+    /// The 8259A master/slave pair and the ELCR.
+    Pic(pic::Pic),
+    /// The 8254 timer and port 0x61.
+    Pit(pit::Pit),
 }
 
 impl PortDevice for AnyPortDevice {
     fn read(&mut self, offset: u16, size: AccessSize, cx: &mut DeviceContext) -> u32 {
         match self {
             AnyPortDevice::Serial(uart) => uart.read(offset, size, cx),
+            AnyPortDevice::Pic(pic) => pic.read(offset, size, cx),
+            AnyPortDevice::Pit(pit) => pit.read(offset, size, cx),
         }
     }
 
     fn write(&mut self, offset: u16, size: AccessSize, value: u32, cx: &mut DeviceContext) {
         match self {
             AnyPortDevice::Serial(uart) => uart.write(offset, size, value, cx),
+            AnyPortDevice::Pic(pic) => pic.write(offset, size, value, cx),
+            AnyPortDevice::Pit(pit) => pit.write(offset, size, value, cx),
         }
     }
 }
