@@ -11,6 +11,7 @@
 
 pub mod bus;
 pub mod irq;
+pub mod rtc;
 pub mod serial;
 
 use irq::InterruptLines;
