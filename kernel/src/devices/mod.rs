@@ -9,8 +9,11 @@
 //! tests on the host. Decoding the guest's instruction and writing the
 //! result back to its registers belong to the VM core, not here.
 
+pub mod acpi_pm;
 pub mod bus;
+pub mod debug_exit;
 pub mod irq;
+pub mod reset;
 pub mod rtc;
 pub mod serial;
 
