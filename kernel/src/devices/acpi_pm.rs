@@ -305,9 +305,8 @@ mod tests {
         rig.now = NS_PER_SECOND;
         assert_eq!(rig.timer(), 3_579_545);
         // Byte reads of the same instant assemble the same value.
-        let bytes: [u8; 4] = core::array::from_fn(|index| {
-            rig.read(TIMER + index as u16, AccessSize::Byte) as u8
-        });
+        let bytes: [u8; 4] =
+            core::array::from_fn(|index| rig.read(TIMER + index as u16, AccessSize::Byte) as u8);
         assert_eq!(u32::from_le_bytes(bytes), 3_579_545);
     }
 
@@ -320,7 +319,11 @@ mod tests {
         assert_eq!(rig.timer(), 0);
         rig.now = 5 * NS_PER_SECOND;
         assert_eq!(rig.timer(), 17_897_725 - (1 << 24));
-        assert_eq!(rig.read(TIMER + 3, AccessSize::Byte), 0, "bits 31:24 read 0");
+        assert_eq!(
+            rig.read(TIMER + 3, AccessSize::Byte),
+            0,
+            "bits 31:24 read 0"
+        );
         rig.write(TIMER, AccessSize::Dword, 0);
         assert_eq!(rig.timer(), 17_897_725 - (1 << 24), "read-only");
     }
@@ -333,7 +336,11 @@ mod tests {
         rig.now = 2_343_484_438; // 2^23 ticks
         assert_eq!(rig.read(STATUS, AccessSize::Word), u32::from(TMR_STS));
         rig.write(STATUS, AccessSize::Word, 0);
-        assert_eq!(rig.read(STATUS, AccessSize::Word), u32::from(TMR_STS), "0 keeps");
+        assert_eq!(
+            rig.read(STATUS, AccessSize::Word),
+            u32::from(TMR_STS),
+            "0 keeps"
+        );
         rig.write(STATUS, AccessSize::Word, TMR_STS.into());
         assert_eq!(rig.read(STATUS, AccessSize::Word), 0);
         // Bit 23 falling at the wrap counts too.
@@ -354,7 +361,10 @@ mod tests {
         assert!(rig.pm.sci_asserted());
         rig.now = 2_343_484_438;
         rig.write(STATUS, AccessSize::Word, TMR_STS.into());
-        assert!(!rig.rec.lines.level(SCI_IRQ), "clearing the status lowers it");
+        assert!(
+            !rig.rec.lines.level(SCI_IRQ),
+            "clearing the status lowers it"
+        );
         assert_eq!(rig.pm.next_deadline_ns(), Some(4_686_968_875));
     }
 
@@ -379,8 +389,16 @@ mod tests {
         let mut rig = Rig::new();
         assert_eq!(rig.read(CONTROL, AccessSize::Word), u32::from(SCI_EN));
         assert_eq!(rig.write(CONTROL, AccessSize::Word, 0), None);
-        assert_eq!(rig.read(CONTROL, AccessSize::Word), u32::from(SCI_EN), "cannot leave ACPI mode");
-        rig.write(CONTROL, AccessSize::Word, u32::from(3 << SLP_TYP_SHIFT | BM_RLD));
+        assert_eq!(
+            rig.read(CONTROL, AccessSize::Word),
+            u32::from(SCI_EN),
+            "cannot leave ACPI mode"
+        );
+        rig.write(
+            CONTROL,
+            AccessSize::Word,
+            u32::from(3 << SLP_TYP_SHIFT | BM_RLD),
+        );
         assert_eq!(
             rig.read(CONTROL, AccessSize::Word),
             u32::from(3 << SLP_TYP_SHIFT | BM_RLD | SCI_EN)
@@ -393,10 +411,16 @@ mod tests {
         let mut rig = Rig::new();
         let s5 = u16::from(SLP_TYP_S5) << SLP_TYP_SHIFT | SLP_EN | SCI_EN;
         assert_eq!(s5, 0x3401);
-        assert_eq!(rig.write(CONTROL, AccessSize::Word, s5.into()), Some(VmRequest::PowerOff));
+        assert_eq!(
+            rig.write(CONTROL, AccessSize::Word, s5.into()),
+            Some(VmRequest::PowerOff)
+        );
         // The high byte alone, as a byte write, does the same.
         let mut rig = Rig::new();
-        assert_eq!(rig.write(CONTROL + 1, AccessSize::Byte, 0x34), Some(VmRequest::PowerOff));
+        assert_eq!(
+            rig.write(CONTROL + 1, AccessSize::Byte, 0x34),
+            Some(VmRequest::PowerOff)
+        );
     }
 
     #[test]
@@ -404,9 +428,16 @@ mod tests {
         let mut rig = Rig::new();
         for sleep_type in [0u16, 1, 3, 4, 6, 7] {
             let value = sleep_type << SLP_TYP_SHIFT | SLP_EN;
-            assert_eq!(rig.write(CONTROL, AccessSize::Word, value.into()), None, "S{sleep_type}");
+            assert_eq!(
+                rig.write(CONTROL, AccessSize::Word, value.into()),
+                None,
+                "S{sleep_type}"
+            );
         }
         let s5_type_only = u16::from(SLP_TYP_S5) << SLP_TYP_SHIFT;
-        assert_eq!(rig.write(CONTROL, AccessSize::Word, s5_type_only.into()), None);
+        assert_eq!(
+            rig.write(CONTROL, AccessSize::Word, s5_type_only.into()),
+            None
+        );
     }
 }

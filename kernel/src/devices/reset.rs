@@ -83,7 +83,11 @@ mod tests {
     fn rst_cpu_requests_a_reset() {
         for value in [FADT_RESET_VALUE, 0x0e, RST_CPU] {
             let mut device = ResetControl::new();
-            assert_eq!(write(&mut device, value), Some(VmRequest::Reset), "{value:#x}");
+            assert_eq!(
+                write(&mut device, value),
+                Some(VmRequest::Reset),
+                "{value:#x}"
+            );
         }
     }
 

@@ -48,7 +48,7 @@
 //!   write-only, and the value written is the least surprising answer).
 //!   The extended bank at 0x72/0x73 is not decoded.
 
-mod calendar;
+pub mod calendar;
 pub mod cmos;
 
 pub use calendar::DateTime;
@@ -96,7 +96,7 @@ const A_DIVIDER_MASK: u8 = 0x70;
 /// DV2-0 = 010: the 32.768 kHz time base, divider running.
 pub const A_DIVIDER_32KHZ: u8 = 0x20;
 /// DV2-0 = 11x: divider chain held in reset.
-const A_DIVIDER_RESET: u8 = 0x60;
+pub const A_DIVIDER_RESET: u8 = 0x60;
 const A_RATE_MASK: u8 = 0x0f;
 const A_WRITABLE: u8 = 0x7f;
 
@@ -174,7 +174,8 @@ fn cycles_at(divider_ns: u64) -> u64 {
 
 /// The first nanosecond at which the divider has counted `cycles`.
 fn ns_of_cycle(cycles: u64) -> u64 {
-    let ns = (u128::from(cycles) * u128::from(NS_PER_SECOND)).div_ceil(u128::from(CYCLES_PER_SECOND));
+    let ns =
+        (u128::from(cycles) * u128::from(NS_PER_SECOND)).div_ceil(u128::from(CYCLES_PER_SECOND));
     u64::try_from(ns).unwrap_or(u64::MAX)
 }
 
@@ -322,8 +323,7 @@ impl Rtc {
         let after = before.saturating_add(seconds);
         let days = after.div_euclid(calendar::SECONDS_PER_DAY)
             - before.div_euclid(calendar::SECONDS_PER_DAY);
-        let day_of_week =
-            (i64::from(self.time.day_of_week) - 1 + days).rem_euclid(7) as u8 + 1;
+        let day_of_week = (i64::from(self.time.day_of_week) - 1 + days).rem_euclid(7) as u8 + 1;
         self.time = DateTime {
             day_of_week,
             ..DateTime::from_unix_seconds(after)
@@ -360,7 +360,7 @@ impl Rtc {
         if self.binary() {
             value
         } else {
-            (value / 10) << 4 | value % 10
+            ((value / 10) << 4) | (value % 10)
         }
     }
 

@@ -160,12 +160,12 @@ mod tests {
     fn known_instants_convert_both_ways() {
         // (seconds, y, mo, d, h, mi, s, day of week 1 = Sunday)
         let cases = [
-            (951_782_400, 2000, 2, 29, 0, 0, 0, 3),      // leap day of 2000, a Tuesday
+            (951_782_400, 2000, 2, 29, 0, 0, 0, 3), // leap day of 2000, a Tuesday
             (1_234_567_890, 2009, 2, 13, 23, 31, 30, 6), // a Friday
             (1_709_210_096, 2024, 2, 29, 12, 34, 56, 5), // a Thursday
-            (2_147_483_647, 2038, 1, 19, 3, 14, 7, 3),   // i32 end, a Tuesday
+            (2_147_483_647, 2038, 1, 19, 3, 14, 7, 3), // i32 end, a Tuesday
             (4_107_542_399, 2100, 2, 28, 23, 59, 59, 1), // a Sunday
-            (4_107_542_400, 2100, 3, 1, 0, 0, 0, 2),     // 2100 has no 29 February
+            (4_107_542_400, 2100, 3, 1, 0, 0, 0, 2), // 2100 has no 29 February
             (-1, 1969, 12, 31, 23, 59, 59, 4),
             (-2_208_988_800, 1900, 1, 1, 0, 0, 0, 2), // a Monday
         ];
@@ -226,10 +226,16 @@ mod tests {
         let before = DateTime::from_unix_seconds(946_684_799);
         assert_eq!((before.year, before.month, before.day), (1999, 12, 31));
         let after = DateTime::from_unix_seconds(946_684_800);
-        assert_eq!((after.year, after.month, after.day, after.hour), (2000, 1, 1, 0));
+        assert_eq!(
+            (after.year, after.month, after.day, after.hour),
+            (2000, 1, 1, 0)
+        );
         assert_eq!(after.day_of_week, 7, "1 January 2000 was a Saturday");
         let end = DateTime::from_unix_seconds(days_from_civil(2100, 1, 1) * SECONDS_PER_DAY - 1);
-        assert_eq!((end.year, end.month, end.day, end.second), (2099, 12, 31, 59));
+        assert_eq!(
+            (end.year, end.month, end.day, end.second),
+            (2099, 12, 31, 59)
+        );
     }
 
     #[test]
@@ -245,7 +251,13 @@ mod tests {
         };
         let normal = DateTime::from_unix_seconds(odd.to_unix_seconds());
         assert_eq!(
-            (normal.month, normal.day, normal.hour, normal.minute, normal.second),
+            (
+                normal.month,
+                normal.day,
+                normal.hour,
+                normal.minute,
+                normal.second
+            ),
             (3, 4, 0, 1, 0)
         );
     }

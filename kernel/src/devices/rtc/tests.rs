@@ -44,7 +44,8 @@ impl Rig {
         let mut cx = self.rec.cx().at(self.now);
         self.rtc
             .write(INDEX, AccessSize::Byte, register.into(), &mut cx);
-        self.rtc.write(DATA, AccessSize::Byte, value.into(), &mut cx);
+        self.rtc
+            .write(DATA, AccessSize::Byte, value.into(), &mut cx);
     }
 
     /// Moves VM time to `now` and lets the core advance the RTC.
@@ -77,11 +78,18 @@ impl Rig {
 #[test]
 fn registers_start_as_a_bios_leaves_them() {
     let mut rig = Rig::new();
-    assert_eq!(rig.read(REGISTER_A), 0x26, "32.768 kHz divider, 1024 Hz rate");
+    assert_eq!(
+        rig.read(REGISTER_A),
+        0x26,
+        "32.768 kHz divider, 1024 Hz rate"
+    );
     assert_eq!(rig.read(REGISTER_B), 0x02, "24-hour BCD, no interrupts");
     assert_eq!(rig.read(REGISTER_C), 0x00);
     assert_eq!(rig.read(REGISTER_D), 0x80, "VRT");
-    assert_eq!(rig.clock(), [0x56, 0x34, 0x12, 0x05, 0x29, 0x02, 0x24, 0x20]);
+    assert_eq!(
+        rig.clock(),
+        [0x56, 0x34, 0x12, 0x05, 0x29, 0x02, 0x24, 0x20]
+    );
     assert!(!rig.line());
     assert_eq!(rig.rtc.next_deadline_ns(), None, "no interrupt enabled");
 }
@@ -115,8 +123,12 @@ fn registers_c_and_d_ignore_writes() {
 fn the_index_port_keeps_the_nmi_mask() {
     let mut rig = Rig::new();
     let mut cx = rig.rec.cx();
-    rig.rtc
-        .write(INDEX, AccessSize::Byte, u32::from(NMI_DISABLE | REGISTER_D), &mut cx);
+    rig.rtc.write(
+        INDEX,
+        AccessSize::Byte,
+        u32::from(NMI_DISABLE | REGISTER_D),
+        &mut cx,
+    );
     assert!(rig.rtc.nmi_disabled());
     assert_eq!(rig.rtc.read(DATA, AccessSize::Byte, &mut cx), 0x80);
     assert_eq!(rig.rtc.read(INDEX, AccessSize::Byte, &mut cx), 0x8d);
@@ -145,7 +157,12 @@ fn binary_mode_shows_the_same_time_in_binary() {
 #[test]
 fn twelve_hour_mode_puts_pm_in_the_hour_s_bit_7() {
     // 13:00 is 1 PM; midnight is 12 AM; noon is 12 PM.
-    let cases = [(13, 0x81, 0x81), (0, 0x12, 12), (12, 0x92, 0x8c), (9, 0x09, 9)];
+    let cases = [
+        (13, 0x81, 0x81),
+        (0, 0x12, 12),
+        (12, 0x92, 0x8c),
+        (9, 0x09, 9),
+    ];
     for (hour, bcd, binary) in cases {
         let mut rig = Rig::at(START - 12 * 3600 + hour * 3600);
         rig.write(REGISTER_B, 0);
@@ -175,16 +192,25 @@ fn the_clock_advances_with_vm_time() {
     assert_eq!(rig.clock()[..3], [0x56, 0x34, 0x13]);
     // Past midnight: 1 March, a Friday.
     rig.now = 12 * 3600 * SECOND;
-    assert_eq!(rig.clock(), [0x56, 0x34, 0x00, 0x06, 0x01, 0x03, 0x24, 0x20]);
+    assert_eq!(
+        rig.clock(),
+        [0x56, 0x34, 0x00, 0x06, 0x01, 0x03, 0x24, 0x20]
+    );
 }
 
 #[test]
 fn the_year_and_the_century_roll_over_together() {
     // 2099-12-31 23:59:59, a Thursday.
     let mut rig = Rig::at(4_102_444_799);
-    assert_eq!(rig.clock(), [0x59, 0x59, 0x23, 0x05, 0x31, 0x12, 0x99, 0x20]);
+    assert_eq!(
+        rig.clock(),
+        [0x59, 0x59, 0x23, 0x05, 0x31, 0x12, 0x99, 0x20]
+    );
     rig.now = SECOND;
-    assert_eq!(rig.clock(), [0x00, 0x00, 0x00, 0x06, 0x01, 0x01, 0x00, 0x21]);
+    assert_eq!(
+        rig.clock(),
+        [0x00, 0x00, 0x00, 0x06, 0x01, 0x01, 0x00, 0x21]
+    );
     // 2100 is no leap year: 28 February is followed by 1 March.
     rig.write(MONTH, 0x02);
     rig.write(DAY_OF_MONTH, 0x28);
@@ -220,7 +246,11 @@ fn an_impossible_date_is_normalised_by_the_next_update() {
     rig.write(DAY_OF_MONTH, 0x31);
     assert_eq!(rig.read(DAY_OF_MONTH), 0x31, "kept until the update");
     rig.now = SECOND;
-    assert_eq!(rig.clock()[4..6], [0x02, 0x03], "31 February 2024 is 2 March");
+    assert_eq!(
+        rig.clock()[4..6],
+        [0x02, 0x03],
+        "31 February 2024 is 2 March"
+    );
 }
 
 #[test]
@@ -322,7 +352,11 @@ fn periodic_rates_follow_register_a() {
     let mut rig = Rig::new();
     rig.write(REGISTER_A, A_DIVIDER_32KHZ);
     rig.write(REGISTER_B, B_24_HOUR | B_PIE);
-    assert_eq!(rig.rtc.next_deadline_ns(), None, "rate 0: no periodic interrupt");
+    assert_eq!(
+        rig.rtc.next_deadline_ns(),
+        None,
+        "rate 0: no periodic interrupt"
+    );
 }
 
 #[test]
