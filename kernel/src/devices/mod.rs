@@ -9,15 +9,18 @@
 //! tests on the host. Decoding the guest's instruction and writing the
 //! result back to its registers belong to the VM core, not here.
 
-pub mod acpi_pm;
 pub mod bus;
+pub mod irq;
+pub mod serial;
+
+// The small devices of a PC's platform: the chipset's RTC, ACPI and reset
+// registers, the keyboard controller, and QEMU's paravirtual ports.
+pub mod acpi_pm;
 pub mod debug_exit;
 pub mod fw_cfg;
 pub mod i8042;
-pub mod irq;
 pub mod reset;
 pub mod rtc;
-pub mod serial;
 
 use irq::InterruptLines;
 
