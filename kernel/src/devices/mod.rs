@@ -17,6 +17,15 @@ pub mod pic;
 pub mod pit;
 pub mod serial;
 
+// The small devices of a PC's platform: the chipset's RTC, ACPI and reset
+// registers, the keyboard controller, and QEMU's paravirtual ports.
+pub mod acpi_pm;
+pub mod debug_exit;
+pub mod fw_cfg;
+pub mod i8042;
+pub mod reset;
+pub mod rtc;
+
 use irq::InterruptLines;
 
 /// The width of a port access: IN and OUT move 1, 2 or 4 bytes.
@@ -211,6 +220,18 @@ pub trait MmioDevice {
 /// enum, so the bus dispatches with a `match` (see the bus module for why).
 #[derive(Debug, Clone)]
 pub enum AnyPortDevice {
+    /// The MC146818A RTC and CMOS RAM (0x70-0x71).
+    Rtc(rtc::Rtc),
+    /// The ACPI PM1 blocks and PM timer (0x600-0x60B).
+    AcpiPm(acpi_pm::AcpiPm),
+    /// The chipset's reset control register (0xCF9).
+    ResetControl(reset::ResetControl),
+    /// The 8042 keyboard controller with empty ports (0x60, 0x64).
+    Keyboard(i8042::I8042),
+    /// QEMU's isa-debug-exit (at the port the VM's options name).
+    DebugExit(debug_exit::DebugExit),
+    /// QEMU's fw_cfg, I/O interface (0x510-0x511).
+    FwCfg(fw_cfg::FwCfg),
     /// A 16550A UART (COM1).
     Serial(serial::Serial16550),
     /// The 8259A master/slave pair and the ELCR.
@@ -222,6 +243,12 @@ pub enum AnyPortDevice {
 impl PortDevice for AnyPortDevice {
     fn read(&mut self, offset: u16, size: AccessSize, cx: &mut DeviceContext) -> u32 {
         match self {
+            AnyPortDevice::Rtc(rtc) => rtc.read(offset, size, cx),
+            AnyPortDevice::AcpiPm(pm) => pm.read(offset, size, cx),
+            AnyPortDevice::ResetControl(reset) => reset.read(offset, size, cx),
+            AnyPortDevice::Keyboard(kbc) => kbc.read(offset, size, cx),
+            AnyPortDevice::DebugExit(exit) => exit.read(offset, size, cx),
+            AnyPortDevice::FwCfg(fw_cfg) => fw_cfg.read(offset, size, cx),
             AnyPortDevice::Serial(uart) => uart.read(offset, size, cx),
             AnyPortDevice::Pic(pic) => pic.read(offset, size, cx),
             AnyPortDevice::Pit(pit) => pit.read(offset, size, cx),
@@ -230,6 +257,12 @@ impl PortDevice for AnyPortDevice {
 
     fn write(&mut self, offset: u16, size: AccessSize, value: u32, cx: &mut DeviceContext) {
         match self {
+            AnyPortDevice::Rtc(rtc) => rtc.write(offset, size, value, cx),
+            AnyPortDevice::AcpiPm(pm) => pm.write(offset, size, value, cx),
+            AnyPortDevice::ResetControl(reset) => reset.write(offset, size, value, cx),
+            AnyPortDevice::Keyboard(kbc) => kbc.write(offset, size, value, cx),
+            AnyPortDevice::DebugExit(exit) => exit.write(offset, size, value, cx),
+            AnyPortDevice::FwCfg(fw_cfg) => fw_cfg.write(offset, size, value, cx),
             AnyPortDevice::Serial(uart) => uart.write(offset, size, value, cx),
             AnyPortDevice::Pic(pic) => pic.write(offset, size, value, cx),
             AnyPortDevice::Pit(pit) => pit.write(offset, size, value, cx),
