@@ -22,7 +22,7 @@ mod v1;
 mod v2;
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 pub use error::{MultibootError, MultibootVersion};
 
