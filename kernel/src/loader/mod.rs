@@ -29,7 +29,7 @@ mod tests;
 
 pub use boot_area::{CODE32_SELECTOR, CODE64_SELECTOR, DATA_SELECTOR, GDT, GDT_LIMIT, STACK_SIZE};
 pub use detect::{detect, DetectedFormat, ELF_MAGIC};
-pub use dry_run::{dry_run, DryRunMemory};
+pub use dry_run::{dry_run, dry_run_with, DryRunMemory};
 pub use elf::{ElfClass, ElfError};
 pub use error::{LoadError, Region};
 pub use memory_map::{
@@ -168,9 +168,10 @@ pub fn load(
 /// raw image, loaded at `load=` (default [`DEFAULT_RAW_LOAD`]) and started
 /// in real mode at `entry=` (default: the load address). `mode=` overrides
 /// the start mode of raw and ELF images, and `entry=` (a guest-physical
-/// address) overrides e_entry. Multiboot kernels start as their
-/// specifications say (see [`multiboot`]); `format=multiboot` takes either
-/// header. Linux images are refused for now.
+/// address) overrides e_entry. Multiboot kernels load and start as their
+/// specifications say (see the `multiboot` module), get the data modules
+/// `modules=` names from `inputs`, and refuse `load=` and `mode=`;
+/// `format=multiboot` takes either header. Linux images are refused for now.
 pub fn load_with(
     image: &[u8],
     options: &ModuleOptions,
