@@ -202,7 +202,7 @@ pub enum ImageFormat {
     Raw,
     /// An ELF32 or ELF64 executable.
     Elf,
-    /// A Multiboot (1) kernel.
+    /// A Multiboot or Multiboot2 kernel (its header says which).
     Multiboot,
     /// A Linux bzImage.
     Linux,
@@ -265,6 +265,9 @@ pub struct ModuleOptions {
     pub initrd: Option<String>,
     /// `role=`
     pub role: ModuleRole,
+    /// `modules=`: the names of the data modules a Multiboot kernel gets,
+    /// in order; empty when not given.
+    pub modules: Vec<String>,
     /// Everything after `--`: the guest's own command line.
     pub guest_cmdline: String,
 }
@@ -351,6 +354,7 @@ impl ModuleOptions {
             restart: RestartPolicy::Never,
             initrd: None,
             role: ModuleRole::Vm,
+            modules: Vec::new(),
             guest_cmdline: guest.to_string(),
         };
         let mut seen: Vec<&'static str> = Vec::new();
@@ -435,6 +439,13 @@ impl ModuleOptions {
                         _ => return Err(bad("never|always|on-crash")),
                     }
                 }
+                "modules" => {
+                    let names: Vec<&str> = value.split(',').collect();
+                    if !names.iter().all(|name| is_valid_name(name)) {
+                        return Err(bad("module names separated by commas, like a,b"));
+                    }
+                    options.modules = names.into_iter().map(String::from).collect();
+                }
                 "role" => {
                     options.role = match value {
                         "vm" => ModuleRole::Vm,
@@ -471,7 +482,6 @@ pub fn not_supported_yet(option: &str) -> Option<&'static str> {
     match option {
         "cpu" => Some("tessera runs every VM on the boot CPU until SMP support comes"),
         "initrd" => Some("Linux guests come with the Linux loader"),
-        "modules" => Some("Multiboot guests come with the Multiboot loader"),
         "debug-exit" => Some("the debug-exit device comes with the virtual PC"),
         _ => None,
     }
@@ -639,15 +649,12 @@ mod tests {
         assert!(error.to_string().starts_with("cpu= is not supported yet: "));
         // Whatever the value: the option itself is what is missing.
         assert!(ModuleOptions::parse("cpu=lots").is_err());
-        for option in ["modules=a,b", "debug-exit=0xf4"] {
-            let error = ModuleOptions::parse(option).unwrap_err();
-            assert!(
-                error.to_string().contains("is not supported yet"),
-                "{}: {}",
-                option,
-                error
-            );
-        }
+        let error = ModuleOptions::parse("debug-exit=0xf4").unwrap_err();
+        assert!(
+            error.to_string().contains("is not supported yet"),
+            "{}",
+            error
+        );
         // After `--` they are the guest's words, not tessera's options.
         assert!(ModuleOptions::parse("mem=1M -- initrd=x cpu=1").is_ok());
     }
@@ -728,6 +735,26 @@ mod tests {
         assert!(is_valid_name("vm-1.test_x"));
         assert!(!is_valid_name(""));
         assert!(!is_valid_name("a-name-that-is-far-too-long-for-a-prefix"));
+    }
+
+    #[test]
+    fn modules_are_names_separated_by_commas() {
+        let options = ModuleOptions::parse("name=kernel mem=4M modules=rootfs,config.txt").unwrap();
+        assert_eq!(options.modules, ["rootfs", "config.txt"]);
+        assert!(ModuleOptions::parse("mem=4M").unwrap().modules.is_empty());
+        for bad in ["modules=", "modules=a,,b", "modules=a,", "modules=a/b"] {
+            assert_eq!(
+                ModuleOptions::parse(bad).unwrap_err().to_string(),
+                std::format!(
+                    "bad value `{}`: expected module names separated by commas, like a,b",
+                    bad
+                )
+            );
+        }
+        assert_eq!(
+            ModuleOptions::parse("modules=a modules=b"),
+            Err(ModuleOptionError::Repeated("modules"))
+        );
     }
 
     #[test]

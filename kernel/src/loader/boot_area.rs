@@ -7,9 +7,13 @@
 //! 4 GiB in protected mode, where the GDT base and ESP are 32-bit):
 //!
 //! ```text
-//! [ stack, STACK_SIZE ][ GDT page ][ PML4 ][ PDPTs ][ PDs ][ PT ]  <- top
-//!                     ^ initial RSP (grows down)
+//! [ boot information ][ stack, STACK_SIZE ][ GDT page ][ PML4 ][ PDPTs ][ PDs ][ PT ]  <- top
+//!                                         ^ initial RSP (grows down)
 //! ```
+//!
+//! The boot information (Multiboot's information structure, whole pages) is
+//! there only for Multiboot kernels; it is part of the area, so the memory
+//! map that reserves the area reserves it too.
 
 use super::{GuestMemory, LoadError};
 use crate::mm::page_tables::{HostPaging, PageTables, TableMemory};
@@ -60,8 +64,10 @@ const FOUR_GIB: u64 = 1 << 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Plan {
     mode: CpuMode,
-    /// The bottom of the stack: the first byte of the area.
+    /// The first byte of the area: the boot information, else the stack.
     start: u64,
+    /// Bytes of boot information below the stack, whole pages.
+    information: u64,
     /// One past the last byte of the area.
     end: u64,
     /// Guest RAM in whole pages: what long mode identity-maps.
@@ -94,14 +100,37 @@ impl Plan {
         ram: u64,
         loaded: &[(u64, u64)],
     ) -> Result<Option<Plan>, LoadError> {
+        match mode {
+            CpuMode::Real => Ok(None),
+            _ => Plan::above(mode, ram, 0, loaded).map(Some),
+        }
+    }
+
+    /// The plan for a protected-mode Multiboot kernel: like [`Plan::new`],
+    /// with `information` bytes (rounded up to whole pages) for the boot
+    /// information below the stack.
+    pub(super) fn with_information(
+        ram: u64,
+        information: u64,
+        loaded: &[(u64, u64)],
+    ) -> Result<Plan, LoadError> {
+        Plan::above(CpuMode::Protected, ram, information, loaded)
+    }
+
+    fn above(
+        mode: CpuMode,
+        ram: u64,
+        information: u64,
+        loaded: &[(u64, u64)],
+    ) -> Result<Plan, LoadError> {
+        let information = information.div_ceil(PAGE_SIZE).saturating_mul(PAGE_SIZE);
         let mapped = ram & !(PAGE_SIZE - 1);
         let (top, tables) = match mode {
-            CpuMode::Real => return Ok(None),
-            CpuMode::Protected => (mapped.min(FOUR_GIB), 0),
+            CpuMode::Real | CpuMode::Protected => (mapped.min(FOUR_GIB), 0),
             CpuMode::Long => (mapped, tables_needed(mapped)),
         };
         // At most a few thousand pages even for 1 TiB of RAM: no overflow.
-        let needed = STACK_SIZE + PAGE_SIZE * (1 + tables);
+        let needed = (STACK_SIZE + PAGE_SIZE * (1 + tables)).saturating_add(information);
         let start = top
             .checked_sub(needed)
             .ok_or(LoadError::NoRoomForBootArea { mode, needed, ram })?;
@@ -116,17 +145,33 @@ impl Plan {
                 taken_by,
             });
         }
-        Ok(Some(Plan {
+        Ok(Plan {
             mode,
             start,
+            information,
             end: top,
             mapped,
-        }))
+        })
+    }
+
+    /// Where the boot information goes: the first byte of the area.
+    pub(super) fn information_start(&self) -> u64 {
+        self.start
+    }
+
+    /// The bytes reserved for boot information, whole pages.
+    pub(super) fn information_bytes(&self) -> u64 {
+        self.information
+    }
+
+    /// One past the last byte of the area.
+    pub(super) fn end(&self) -> u64 {
+        self.end
     }
 
     /// Writes the GDT and, for long mode, the identity page tables.
     pub(super) fn build(self, memory: &mut impl GuestMemory) -> Result<Built, LoadError> {
-        let stack = self.start + STACK_SIZE;
+        let stack = self.start + self.information + STACK_SIZE;
         let gdt_base = stack;
         let mut gdt = [0u8; GDT.len() * 8];
         let (chunks, _) = gdt.as_chunks_mut::<8>();

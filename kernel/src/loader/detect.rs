@@ -41,15 +41,15 @@ pub const ELF_MAGIC: [u8; 4] = *b"\x7fELF";
 
 /// Multiboot 0.6.96, 3.1.1: the header's magic, in the first 8192 bytes,
 /// 32-bit aligned, followed by flags and a checksum making the sum zero.
-const MULTIBOOT_MAGIC: u32 = 0x1BAD_B002;
-const MULTIBOOT_SEARCH_BYTES: u64 = 8192;
+pub(super) const MULTIBOOT_MAGIC: u32 = 0x1BAD_B002;
+pub(super) const MULTIBOOT_SEARCH_BYTES: u64 = 8192;
 const MULTIBOOT_HEADER_BYTES: u64 = 12;
 
 /// Multiboot2 1.0, 3.1.1: the header's magic, in the first 32768 bytes,
 /// 64-bit aligned, followed by architecture, header length and a checksum
 /// making the sum of the four zero.
-const MULTIBOOT2_MAGIC: u32 = 0xE852_50D6;
-const MULTIBOOT2_SEARCH_BYTES: u64 = 32768;
+pub(super) const MULTIBOOT2_MAGIC: u32 = 0xE852_50D6;
+pub(super) const MULTIBOOT2_SEARCH_BYTES: u64 = 32768;
 const MULTIBOOT2_HEADER_BYTES: u64 = 16;
 
 /// Linux boot protocol (Documentation/arch/x86/boot.rst): the setup header's
@@ -57,14 +57,15 @@ const MULTIBOOT2_HEADER_BYTES: u64 = 16;
 const LINUX_SIGNATURE_OFFSET: usize = 0x202;
 const LINUX_SIGNATURE: &[u8; 4] = b"HdrS";
 
-/// Detects an image's format. ELF wins over the other signatures, because a
-/// Multiboot kernel is usually also an ELF executable; among the rest,
-/// Multiboot (1) comes first, then Multiboot2, then Linux. An ELF magic with
-/// an unknown class is not ELF here (the loader still refuses it as a
-/// corrupt ELF rather than running it raw).
+/// Detects an image's format, in the order of the boot contract: a Linux
+/// setup header, then a Multiboot2 header, then a Multiboot (1) header —
+/// so that a Multiboot kernel that is also an ELF executable (most are) is
+/// booted as Multiboot, as GRUB and QEMU's `-kernel` do — then ELF. An ELF
+/// magic with an unknown class is not ELF here (the loader still refuses it
+/// as a corrupt ELF rather than running it raw).
 pub fn detect(image: &[u8]) -> DetectedFormat {
-    elf_class(image)
-        .or_else(|| other_format(image))
+    other_format(image)
+        .or_else(|| elf_class(image))
         .unwrap_or(DetectedFormat::Raw)
 }
 
@@ -80,16 +81,16 @@ fn elf_class(image: &[u8]) -> Option<DetectedFormat> {
     }
 }
 
-/// The first non-ELF signature the image carries (Multiboot, Multiboot2, Linux).
-pub(super) fn other_format(image: &[u8]) -> Option<DetectedFormat> {
-    if has_multiboot_header(image) {
-        Some(DetectedFormat::Multiboot)
-    } else if has_multiboot2_header(image) {
-        Some(DetectedFormat::Multiboot2)
-    } else if image.get(LINUX_SIGNATURE_OFFSET..LINUX_SIGNATURE_OFFSET + 4)
+/// The first non-ELF signature the image carries (Linux, Multiboot2, Multiboot).
+fn other_format(image: &[u8]) -> Option<DetectedFormat> {
+    if image.get(LINUX_SIGNATURE_OFFSET..LINUX_SIGNATURE_OFFSET + 4)
         == Some(LINUX_SIGNATURE.as_slice())
     {
         Some(DetectedFormat::Linux)
+    } else if has_multiboot2_header(image) {
+        Some(DetectedFormat::Multiboot2)
+    } else if has_multiboot_header(image) {
+        Some(DetectedFormat::Multiboot)
     } else {
         None
     }
@@ -204,10 +205,13 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn elf_wins_over_multiboot() {
+    fn multiboot_wins_over_elf() {
         let mut image = multiboot_image(4096, 64);
         image[..5].copy_from_slice(b"\x7fELF\x02");
-        assert_eq!(detect(&image), DetectedFormat::Elf64);
+        assert_eq!(detect(&image), DetectedFormat::Multiboot);
+        let mut image = multiboot2_image(4096, 64);
+        image[..5].copy_from_slice(b"\x7fELF\x01");
+        assert_eq!(detect(&image), DetectedFormat::Multiboot2);
     }
 
     #[test]
@@ -257,10 +261,10 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn multiboot_before_multiboot2() {
+    fn multiboot2_before_multiboot() {
         let mut image = multiboot2_image(128, 64);
         image[..12].copy_from_slice(&multiboot_image(12, 0));
-        assert_eq!(detect(&image), DetectedFormat::Multiboot);
+        assert_eq!(detect(&image), DetectedFormat::Multiboot2);
     }
 
     #[test]

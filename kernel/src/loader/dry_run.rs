@@ -2,7 +2,7 @@
 //! must refuse exactly what the kernel would refuse (the host tool checks
 //! every VM of a config this way before it builds an ISO).
 
-use super::{load, BootState, GuestMemory, LoadError};
+use super::{load, load_with, BootInputs, BootState, GuestMemory, LoadError};
 use crate::options::ModuleOptions;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -48,6 +48,17 @@ pub fn dry_run(image: &[u8], options: &ModuleOptions, ram: u64) -> Result<BootSt
     load(image, options, &mut DryRunMemory::new(ram))
 }
 
+/// [`dry_run`] with the data modules, memory map and RSDP a Multiboot
+/// kernel would get (see [`load_with`]).
+pub fn dry_run_with(
+    image: &[u8],
+    options: &ModuleOptions,
+    inputs: &BootInputs,
+    ram: u64,
+) -> Result<BootState, LoadError> {
+    load_with(image, options, inputs, &mut DryRunMemory::new(ram))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +102,31 @@ mod tests {
             dry_run(&[], &options("mem=1M"), 1 << 20),
             Err(LoadError::EmptyImage)
         );
+    }
+
+    #[test]
+    fn multiboot_kernels_with_modules() {
+        use crate::loader::multiboot::tests::aout_kernel;
+        use crate::loader::DataModule;
+        let image = aout_kernel(0b11, 0x10_0000, 0x1000, 0, 0x10_0080);
+        let opts = options("mem=4M modules=rootfs");
+        let modules = [DataModule {
+            name: "rootfs",
+            bytes: &[1; 100],
+            cmdline: "rootfs",
+        }];
+        let inputs = BootInputs {
+            modules: &modules,
+            ..BootInputs::default()
+        };
+        let mut real = FakeMemory::new(4 << 20);
+        let state = dry_run_with(&image, &opts, &inputs, 4 << 20);
+        assert_eq!(state, load_with(&image, &opts, &inputs, &mut real));
+        assert_eq!(state.unwrap().modules, [(0x10_1000, 100)]);
+        assert!(matches!(
+            dry_run(&image, &opts, 4 << 20),
+            Err(LoadError::ModuleNotFound { .. })
+        ));
     }
 
     #[test]

@@ -4,9 +4,11 @@
 
 use super::detect::DetectedFormat;
 use super::elf::ElfError;
+use super::multiboot::MultibootError;
 use crate::mm::page_tables::MapError;
 use crate::options::CpuMode;
 use crate::size::Bytes;
+use alloc::string::String;
 use core::fmt;
 
 /// What a range being placed in guest RAM is, for error messages.
@@ -16,6 +18,8 @@ pub enum Region {
     Image,
     /// An ELF PT_LOAD segment.
     Segment,
+    /// A data module for a Multiboot kernel.
+    Module,
 }
 
 impl fmt::Display for Region {
@@ -23,6 +27,7 @@ impl fmt::Display for Region {
         f.write_str(match self {
             Region::Image => "image",
             Region::Segment => "segment",
+            Region::Module => "module",
         })
     }
 }
@@ -45,7 +50,7 @@ const fn boot_area_contents(mode: CpuMode) -> &'static str {
 }
 
 /// Why an image could not be loaded into a VM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadError {
     /// The module has no bytes.
     EmptyImage,
@@ -126,6 +131,34 @@ pub enum LoadError {
     },
     /// Building the guest's page tables failed (guest RAM beyond 48 bits).
     PageTables(MapError),
+    /// A Multiboot or Multiboot2 header that cannot be honoured.
+    Multiboot(MultibootError),
+    /// `modules=` names a module that is not among the data modules.
+    ModuleNotFound {
+        /// The name.
+        name: String,
+    },
+    /// `modules=` on an image that is not a Multiboot kernel.
+    ModulesNeedMultiboot(DetectedFormat),
+    /// An option that has no meaning for a Multiboot kernel, whose start
+    /// state the specifications fix.
+    OptionNotForMultiboot {
+        /// The option, as written (`load=...`, `mode=...`).
+        option: &'static str,
+    },
+    /// A data module that would end above 4 GiB, out of a 32-bit `mod_end`.
+    ModuleNotReachable {
+        /// Where it would start.
+        start: u64,
+        /// One past its last byte.
+        end: u64,
+    },
+}
+
+impl From<MultibootError> for LoadError {
+    fn from(error: MultibootError) -> Self {
+        LoadError::Multiboot(error)
+    }
 }
 
 impl From<ElfError> for LoadError {
@@ -227,6 +260,29 @@ impl fmt::Display for LoadError {
             LoadError::PageTables(error) => {
                 write!(f, "cannot build the guest's page tables: {}", error)
             }
+            LoadError::Multiboot(error) => error.fmt(f),
+            LoadError::ModuleNotFound { ref name } => write!(
+                f,
+                "modules= names `{}`, which is not a data module (role=data) of this boot",
+                name
+            ),
+            LoadError::ModulesNeedMultiboot(format) => write!(
+                f,
+                "modules= is for Multiboot kernels, and this is a {}",
+                format
+            ),
+            LoadError::OptionNotForMultiboot { option } => write!(
+                f,
+                "{}= does not apply to a Multiboot kernel: its header and the \
+                 specification say where it loads and how it starts",
+                option
+            ),
+            LoadError::ModuleNotReachable { start, end } => write!(
+                f,
+                "module {:#x}..{:#x} would end above 4 GiB, out of reach of Multiboot's \
+                 32-bit module addresses",
+                start, end
+            ),
         }
     }
 }

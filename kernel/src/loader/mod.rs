@@ -1,9 +1,10 @@
 //! The guest image loader: puts one guest image (the bytes of a Multiboot2
 //! module) into a VM's guest-physical memory and says how its vCPU must start.
 //!
-//! It owns format detection, ELF parsing, where raw and ELF images go, and the
-//! boot area (GDT, identity page tables, default stack) that protected and
-//! long mode need. It must not touch hardware or allocate guest memory: the
+//! It owns format detection, ELF parsing, the Multiboot and Multiboot2
+//! protocols (headers, boot information, data modules), where images go, and
+//! the boot area (GDT, identity page tables, default stack) that protected
+//! and long mode need. It must not touch hardware or allocate guest memory: the
 //! memory comes in as a [`GuestMemory`], and the vCPU's initial state goes out
 //! as a [`BootState`] for the virtualization backend to apply.
 //!
@@ -17,6 +18,8 @@ mod detect;
 mod dry_run;
 mod elf;
 mod error;
+mod memory_map;
+mod multiboot;
 #[cfg(test)]
 mod robustness_tests;
 #[cfg(test)]
@@ -26,9 +29,17 @@ mod tests;
 
 pub use boot_area::{CODE32_SELECTOR, CODE64_SELECTOR, DATA_SELECTOR, GDT, GDT_LIMIT, STACK_SIZE};
 pub use detect::{detect, DetectedFormat, ELF_MAGIC};
-pub use dry_run::{dry_run, DryRunMemory};
+pub use dry_run::{dry_run, dry_run_with, DryRunMemory};
 pub use elf::{ElfClass, ElfError};
 pub use error::{LoadError, Region};
+pub use memory_map::{
+    pc_memory_map, MemoryRegion, MEMORY_ACPI_NVS, MEMORY_ACPI_RECLAIMABLE, MEMORY_AVAILABLE,
+    MEMORY_RESERVED,
+};
+pub use multiboot::{
+    BootInputs, DataModule, MultibootError, MultibootVersion, MULTIBOOT2_BOOTLOADER_MAGIC,
+    MULTIBOOT_BOOTLOADER_MAGIC,
+};
 
 use crate::options::{CpuMode, ImageFormat, ModuleOptions};
 use alloc::vec::Vec;
@@ -86,7 +97,7 @@ pub trait GuestMemory {
 /// `gdt_base`. Long mode also needs CR0.PE/PG, CR4.PAE and EFER.LME/LMA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootState {
-    /// What was loaded: `Raw`, `Elf32` or `Elf64`.
+    /// What was loaded: `Raw`, `Elf32`, `Elf64`, `Multiboot` or `Multiboot2`.
     pub format: DetectedFormat,
     /// The mode the vCPU starts in.
     pub mode: CpuMode,
@@ -111,7 +122,20 @@ pub struct BootState {
     /// The range holding the default stack, GDT and page tables,
     /// `(start, length)` at the top of guest RAM; `(0, 0)` in real mode. The
     /// guest must be told it is in use (a memory map marks it reserved).
+    /// For Multiboot kernels it starts with the boot information, at `rbx`.
     pub boot_area: (u64, u64),
+    /// RAX at entry: Multiboot's bootloader magic
+    /// ([`MULTIBOOT_BOOTLOADER_MAGIC`] or [`MULTIBOOT2_BOOTLOADER_MAGIC`]); else 0.
+    pub rax: u64,
+    /// RBX at entry: the guest-physical address of the Multiboot boot
+    /// information; else 0.
+    pub rbx: u64,
+    /// The data modules placed for a Multiboot kernel, `(start, length)` in
+    /// `modules=` order; empty for the other formats.
+    pub modules: Vec<(u64, u64)>,
+    /// The BIOS data area words written for a Multiboot kernel
+    /// (`(start, length)`: COM1's base, the EBDA segment, base memory KiB).
+    pub bios_data: Vec<(u64, u64)>,
 }
 
 impl BootState {
@@ -122,42 +146,81 @@ impl BootState {
 }
 
 /// Loads `image` into `memory` as `options` say (`format=`, `load=`,
-/// `entry=`, `mode=`) and returns how the vCPU must start.
-///
-/// `format=auto` detects the format. ELF32 and ELF64 executables load their
-/// PT_LOAD segments at their physical addresses and start in protected and
-/// long mode; anything else without a known signature is a raw image, loaded
-/// at `load=` (default [`DEFAULT_RAW_LOAD`]) and started in real mode at
-/// `entry=` (default: the load address). `mode=` overrides the start mode of
-/// every format, and `entry=` (a guest-physical address) overrides e_entry.
-/// Multiboot, Multiboot2 and Linux images are refused unless they are also
-/// valid ELF executables.
+/// `entry=`, `mode=`) and returns how the vCPU must start; the same as
+/// [`load_with`] without data modules, with a PC memory map and no RSDP.
 pub fn load(
     image: &[u8],
     options: &ModuleOptions,
     memory: &mut impl GuestMemory,
 ) -> Result<BootState, LoadError> {
+    load_with(image, options, &BootInputs::default(), memory)
+}
+
+/// Loads `image` into `memory` as `options` say, with what the machine
+/// offers a Multiboot kernel in `inputs` (the data modules `modules=` names,
+/// the memory map, the ACPI RSDP), and returns how the vCPU must start.
+///
+/// `format=auto` detects the format: a Linux setup header, then a Multiboot2
+/// header, then a Multiboot header (a Multiboot header wins over plain ELF,
+/// as with GRUB and QEMU's `-kernel`), then ELF. ELF32 and ELF64 executables
+/// load their PT_LOAD segments at their physical addresses and start in
+/// protected and long mode; anything else without a known signature is a
+/// raw image, loaded at `load=` (default [`DEFAULT_RAW_LOAD`]) and started
+/// in real mode at `entry=` (default: the load address). `mode=` overrides
+/// the start mode of raw and ELF images, and `entry=` (a guest-physical
+/// address) overrides e_entry. Multiboot kernels load and start as their
+/// specifications say (see the `multiboot` module), get the data modules
+/// `modules=` names from `inputs`, and refuse `load=` and `mode=`;
+/// `format=multiboot` takes either header. Linux images are refused for now.
+pub fn load_with(
+    image: &[u8],
+    options: &ModuleOptions,
+    inputs: &BootInputs,
+    memory: &mut impl GuestMemory,
+) -> Result<BootState, LoadError> {
     if image.is_empty() {
         return Err(LoadError::EmptyImage);
     }
-    match options.format {
-        ImageFormat::Raw => load_raw(image, options, memory),
-        ImageFormat::Elf => load_elf(image, &elf::parse(image)?, options, memory),
-        ImageFormat::Multiboot => Err(LoadError::Unsupported(DetectedFormat::Multiboot)),
-        ImageFormat::Linux => Err(LoadError::Unsupported(DetectedFormat::Linux)),
-        ImageFormat::Auto if image.starts_with(&ELF_MAGIC) => {
-            match elf::parse(image) {
-                Ok(elf) => load_elf(image, &elf, options, memory),
-                // A Multiboot kernel whose ELF headers we cannot use is still a
-                // Multiboot kernel: say that, rather than what is wrong with its ELF.
-                Err(error) => Err(detect::other_format(image)
-                    .map_or(LoadError::Elf(error), LoadError::Unsupported)),
-            }
+    let format = match options.format {
+        ImageFormat::Auto => detect(image),
+        ImageFormat::Raw => DetectedFormat::Raw,
+        ImageFormat::Elf => DetectedFormat::Elf64,
+        ImageFormat::Multiboot => DetectedFormat::Multiboot,
+        ImageFormat::Linux => DetectedFormat::Linux,
+    };
+    let multiboot = matches!(
+        format,
+        DetectedFormat::Multiboot | DetectedFormat::Multiboot2
+    );
+    if !multiboot && !options.modules.is_empty() {
+        let format = match format {
+            DetectedFormat::Elf32 | DetectedFormat::Elf64 => elf::parse(image)
+                .map(|elf| match elf.class {
+                    ElfClass::Elf32 => DetectedFormat::Elf32,
+                    ElfClass::Elf64 => DetectedFormat::Elf64,
+                })
+                .unwrap_or(format),
+            other => other,
+        };
+        return Err(LoadError::ModulesNeedMultiboot(format));
+    }
+    match format {
+        DetectedFormat::Raw
+            if options.format == ImageFormat::Auto && image.starts_with(&ELF_MAGIC) =>
+        {
+            // An ELF magic with an unknown class: a corrupt ELF, not a raw image.
+            Err(LoadError::Elf(
+                elf::parse(image).err().unwrap_or(ElfError::NoMagic),
+            ))
         }
-        ImageFormat::Auto => match detect::other_format(image) {
-            Some(format) => Err(LoadError::Unsupported(format)),
-            None => load_raw(image, options, memory),
-        },
+        DetectedFormat::Raw => load_raw(image, options, memory),
+        DetectedFormat::Elf32 | DetectedFormat::Elf64 => {
+            load_elf(image, &elf::parse(image)?, options, memory)
+        }
+        DetectedFormat::Multiboot | DetectedFormat::Multiboot2 => {
+            multiboot::load(image, options, inputs, memory)
+        }
+        DetectedFormat::Linux => Err(LoadError::Unsupported(DetectedFormat::Linux)),
     }
 }
 
@@ -224,6 +287,54 @@ fn place(
     memory: &mut impl GuestMemory,
 ) -> Result<BootState, LoadError> {
     let ram = memory.size();
+    let loaded = check_pieces(pieces, ram)?;
+    check_entry(entry, mode, &loaded, ram)?;
+    let plan = Plan::new(mode, ram, &loaded)?;
+
+    write_pieces(pieces, memory);
+    let mut state = BootState {
+        format,
+        mode,
+        entry,
+        real_mode_cs: 0,
+        stack: 0,
+        cr3: 0,
+        gdt_base: 0,
+        gdt_limit: 0,
+        loaded,
+        boot_area: (0, 0),
+        rax: 0,
+        rbx: 0,
+        modules: Vec::new(),
+        bios_data: Vec::new(),
+    };
+    match plan {
+        None => {
+            // Real mode: pick CS so that IP fits in 16 bits; CS = 0 below
+            // 64 KiB, so a boot sector starts at 0000:7C00 as the BIOS does.
+            state.real_mode_cs = ((entry >> 16) << 12) as u16;
+            state.entry = entry & 0xffff;
+            state.stack = real_mode_stack(ram, &state.loaded);
+        }
+        Some(plan) => state.set_boot_area(plan.build(memory)?),
+    }
+    Ok(state)
+}
+
+impl BootState {
+    /// Takes the stack, GDT and page tables from a built boot area.
+    fn set_boot_area(&mut self, built: boot_area::Built) {
+        self.stack = built.stack;
+        self.cr3 = built.cr3;
+        self.gdt_base = built.gdt_base;
+        self.gdt_limit = GDT_LIMIT;
+        self.boot_area = built.area;
+    }
+}
+
+/// The `(start, length)` of each piece, once each is checked to lie in
+/// `ram` bytes of guest RAM and to share no byte with another.
+fn check_pieces(pieces: &[Piece], ram: u64) -> Result<Vec<(u64, u64)>, LoadError> {
     let mut loaded = Vec::with_capacity(pieces.len());
     for piece in pieces {
         let (region, start, size) = (piece.region, piece.start, piece.size);
@@ -243,45 +354,17 @@ fn place(
         loaded.push((start, size));
     }
     check_overlaps(&loaded)?;
-    check_entry(entry, mode, &loaded, ram)?;
-    let plan = Plan::new(mode, ram, &loaded)?;
+    Ok(loaded)
+}
 
+/// Copies each piece's bytes and zeroes the rest of it.
+fn write_pieces(pieces: &[Piece], memory: &mut impl GuestMemory) {
     for piece in pieces {
         // `bytes` is never longer than `size`: p_filesz <= p_memsz was checked.
         let copied = piece.bytes.len() as u64;
         memory.write(piece.start, piece.bytes);
         memory.zero(piece.start + copied, piece.size.saturating_sub(copied));
     }
-    let mut state = BootState {
-        format,
-        mode,
-        entry,
-        real_mode_cs: 0,
-        stack: 0,
-        cr3: 0,
-        gdt_base: 0,
-        gdt_limit: 0,
-        loaded,
-        boot_area: (0, 0),
-    };
-    match plan {
-        None => {
-            // Real mode: pick CS so that IP fits in 16 bits; CS = 0 below
-            // 64 KiB, so a boot sector starts at 0000:7C00 as the BIOS does.
-            state.real_mode_cs = ((entry >> 16) << 12) as u16;
-            state.entry = entry & 0xffff;
-            state.stack = real_mode_stack(ram, &state.loaded);
-        }
-        Some(plan) => {
-            let built = plan.build(memory)?;
-            state.stack = built.stack;
-            state.cr3 = built.cr3;
-            state.gdt_base = built.gdt_base;
-            state.gdt_limit = GDT_LIMIT;
-            state.boot_area = built.area;
-        }
-    }
-    Ok(state)
 }
 
 /// Refuses two loaded ranges that share a byte.

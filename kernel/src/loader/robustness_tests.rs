@@ -1,9 +1,12 @@
 //! Robustness of `load` against corrupt images: every prefix of a valid ELF,
-//! thousands of deterministic mutations of one, and random bytes. Whatever
+//! thousands of deterministic mutations of one, random bytes, and every byte
+//! of Multiboot and Multiboot2 headers flipped, with and without a checksum
+//! that still adds up. Whatever
 //! the outcome, a successful load must keep every promise `assert_sound`
 //! checks, and a refusal must leave guest memory untouched.
 
-use super::testing::ElfBuilder;
+use super::multiboot::tests::{aout_kernel, elf_with_header, mb1_header, mb2_header};
+use super::testing::{ElfBuilder, FakeMemory};
 use super::tests::{assert_sound, kernel64, load_into, untouched, KIB, MIB};
 use super::*;
 use std::vec::Vec;
@@ -118,5 +121,151 @@ fn random_bytes_never_panic() {
         }
         let text = OPTION_SETS[round % OPTION_SETS.len()];
         let _ = robust_load(&image, text, MIB);
+    }
+}
+
+// ---- Multiboot ----
+
+/// Multiboot kernels, each with the offset and length of its header.
+fn multiboot_samples() -> Vec<(Vec<u8>, usize, usize)> {
+    let words =
+        |values: &[u32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    let mb2_aout = {
+        let header = mb2_header(
+            0,
+            &[
+                (1, 0, words(&[1, 3, 6, 15])),
+                (2, 0, words(&[0x10_0040, u32::MAX, 0, 0x10_4000])),
+                (3, 0, words(&[0x10_0100])),
+                (6, 0, Vec::new()),
+            ],
+        );
+        let mut image = std::vec![0xf4; 0x1000];
+        image[0x40..0x40 + header.len()].copy_from_slice(&header);
+        (image, 0x40, header.len())
+    };
+    let mb2_elf = {
+        let header = mb2_header(0, &[(1, 1, words(&[8])), (5, 1, words(&[0, 0, 0]))]);
+        let image = elf_with_header(ElfBuilder::elf64(0x10_0000), &header);
+        let at = (image.len() - 0x400).next_multiple_of(8);
+        (image, at, header.len())
+    };
+    let mb1_elf = {
+        let header = mb1_header(0b11, &[]);
+        let image = elf_with_header(ElfBuilder::elf32(0x10_0000), &header);
+        let at = (image.len() - 0x400).next_multiple_of(8);
+        (image, at, 12)
+    };
+    std::vec![
+        (
+            aout_kernel(0b11, 0x10_0000, 0x1000, 0x10_3000, 0x10_0080),
+            0x40,
+            32
+        ),
+        mb1_elf,
+        mb2_aout,
+        mb2_elf,
+    ]
+}
+
+/// Rewrites the checksum of the header at `at` so the fields add up again.
+fn fix_checksum(image: &mut [u8], at: usize) {
+    let word = |image: &[u8], n: usize| {
+        u32::from_le_bytes(image[at + 4 * n..at + 4 * n + 4].try_into().unwrap())
+    };
+    let fields = if word(image, 0) == 0xe852_50d6 { 3 } else { 2 };
+    let sum = (0..fields).fold(0u32, |sum, n| sum.wrapping_add(word(image, n)));
+    image[at + 4 * fields..at + 4 * fields + 4].copy_from_slice(&sum.wrapping_neg().to_le_bytes());
+}
+
+fn robust_multiboot_load(image: &[u8], text: &str, ram: u64) -> Result<BootState, LoadError> {
+    let modules = [DataModule {
+        name: "rootfs",
+        bytes: &[0x5a; 3000],
+        cmdline: "rootfs",
+    }];
+    let rsdp = [0x52u8; 36];
+    let inputs = BootInputs {
+        modules: &modules,
+        memory_map: None,
+        rsdp: Some(&rsdp),
+    };
+    let mut memory = FakeMemory::new(ram);
+    let result = load_with(
+        image,
+        &ModuleOptions::parse(text).unwrap(),
+        &inputs,
+        &mut memory,
+    );
+    match &result {
+        Ok(state) => assert_sound(state, &memory),
+        Err(_) => assert!(untouched(&memory), "a refused image wrote guest memory"),
+    }
+    result
+}
+
+const MULTIBOOT_OPTION_SETS: [&str; 3] = ["", "format=multiboot", "modules=rootfs -- a b"];
+
+#[test]
+fn every_byte_of_a_multiboot_header_flipped_never_panics() {
+    let mut accepted = 0;
+    for (image, at, length) in multiboot_samples() {
+        assert!(robust_multiboot_load(&image, "", 4 * MIB).is_ok());
+        for offset in at..at + length {
+            for flip in [0xffu8, 0x01, 0x80] {
+                for fix in [false, true] {
+                    let mut mutated = image.clone();
+                    mutated[offset] ^= flip;
+                    if fix {
+                        fix_checksum(&mut mutated, at);
+                    }
+                    for text in MULTIBOOT_OPTION_SETS {
+                        for ram in [2 * MIB, 4 * MIB] {
+                            if robust_multiboot_load(&mutated, text, ram).is_ok() {
+                                accepted += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(accepted > 0, "some mutations must still load");
+}
+
+#[test]
+fn truncated_multiboot_kernels_never_panic() {
+    for (image, at, length) in multiboot_samples() {
+        let lengths = (0..(at + length + 16).min(image.len())).chain((0..image.len()).step_by(97));
+        for keep in lengths {
+            for text in MULTIBOOT_OPTION_SETS {
+                let _ = robust_multiboot_load(&image[..keep], text, 4 * MIB);
+            }
+            if keep > 0 && keep < at + length {
+                assert!(
+                    robust_multiboot_load(&image[..keep], "format=multiboot", 4 * MIB).is_err()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn random_multiboot_mutations_never_panic() {
+    let mut random = XorShift(0x5851_f42d_4c95_7f2d);
+    let samples = multiboot_samples();
+    for round in 0..3000 {
+        let (image, at, length) = &samples[round % samples.len()];
+        let mut image = image.clone();
+        for _ in 0..1 + random.below(4) {
+            let offset = at + random.below(*length as u64) as usize;
+            image[offset] = random.next() as u8;
+        }
+        if random.below(2) == 0 {
+            fix_checksum(&mut image, *at);
+        }
+        let text = MULTIBOOT_OPTION_SETS[random.below(3) as usize];
+        let ram = [64 * KIB, MIB, 4 * MIB][random.below(3) as usize];
+        let _ = robust_multiboot_load(&image, text, ram);
     }
 }

@@ -86,8 +86,10 @@ pub(super) fn assert_sound(state: &BootState, memory: &FakeMemory) {
             assert!(area_length > 0 && area + area_length <= ram);
             assert!(ranges
                 .iter()
+                .chain(&state.modules)
                 .all(|&(s, l)| s + l <= area || s >= area + area_length));
-            assert_eq!(state.stack, area + STACK_SIZE);
+            // Below the stack: the boot information of a Multiboot kernel.
+            assert!(state.stack >= area + STACK_SIZE && state.stack < area + area_length);
             assert_eq!(state.gdt_base, state.stack);
             assert_eq!(state.gdt_limit, GDT_LIMIT);
             assert_eq!(state.cr3 != 0, state.mode == CpuMode::Long);
@@ -96,8 +98,22 @@ pub(super) fn assert_sound(state: &BootState, memory: &FakeMemory) {
             }
         }
     }
+    let multiboot = matches!(
+        state.format,
+        DetectedFormat::Multiboot | DetectedFormat::Multiboot2
+    );
+    if multiboot {
+        assert_eq!(state.mode, CpuMode::Protected);
+        assert_eq!(state.rbx, area, "the boot information opens the boot area");
+        assert!(state.rax == 0x2bad_b002 || state.rax == 0x36d7_6289);
+    } else {
+        assert_eq!((state.rax, state.rbx), (0, 0));
+        assert!(state.modules.is_empty() && state.bios_data.is_empty());
+    }
     let mut allowed = ranges;
     allowed.push(state.boot_area);
+    allowed.extend(&state.modules);
+    allowed.extend(&state.bios_data);
     let tables = memory.tables.iter().map(|&table| (table, PAGE_SIZE));
     for (start, length) in memory.accesses.iter().copied().chain(tables) {
         assert!(
@@ -412,7 +428,7 @@ fn format_option_overrides_detection() {
     );
     assert_eq!(
         refusal(&image, "format=multiboot", 4 * MIB),
-        LoadError::Unsupported(DetectedFormat::Multiboot)
+        LoadError::Multiboot(MultibootError::NoHeader)
     );
     assert_eq!(
         refusal(&image, "format=linux", 4 * MIB),
@@ -421,42 +437,40 @@ fn format_option_overrides_detection() {
 }
 
 #[test]
-fn multiboot_and_linux_images_are_refused_by_name() {
-    use super::detect::tests::{linux_image, multiboot2_image, multiboot_image};
-    let error = refusal(&multiboot_image(4096, 16), "", 4 * MIB);
-    assert_eq!(error, LoadError::Unsupported(DetectedFormat::Multiboot));
-    assert!(error
-        .to_string()
-        .starts_with("Multiboot kernel images are not supported yet"));
-    assert_eq!(
-        refusal(&multiboot2_image(4096, 16), "", 4 * MIB),
-        LoadError::Unsupported(DetectedFormat::Multiboot2)
-    );
+fn linux_images_are_refused_by_name() {
+    use super::detect::tests::{linux_image, multiboot_image};
     assert_eq!(
         refusal(&linux_image(8192), "format=auto", 4 * MIB),
         LoadError::Unsupported(DetectedFormat::Linux)
     );
-    // The same bytes load anyway when the operator says they are raw.
+    // Bytes with a Multiboot header load anyway when the operator says they are raw.
     assert!(load_into(&multiboot_image(4096, 16), "format=raw", 4 * MIB)
         .0
         .is_ok());
 }
 
 #[test]
-fn elf_with_a_multiboot_header_loads_as_elf_unless_its_elf_is_broken() {
+fn elf_with_a_multiboot_header_loads_as_multiboot_unless_format_says_elf() {
     let mut image = kernel64().build();
     let header = super::detect::tests::multiboot2_image(24, 0);
     let at = image.len() - 0x300 + 8; // inside the first segment's bytes, 8-aligned
     assert_eq!(at % 8, 0);
     image[at..at + 24].copy_from_slice(&header);
-    assert_eq!(detect(&image), DetectedFormat::Elf64);
+    // An end tag after the fixed part of the header.
+    image[at + 16..at + 24].copy_from_slice(&[0, 0, 0, 0, 8, 0, 0, 0]);
+    assert_eq!(detect(&image), DetectedFormat::Multiboot2);
     let (state, _) = loaded(&image, "", 4 * MIB);
+    assert_eq!(
+        (state.format, state.mode),
+        (DetectedFormat::Multiboot2, CpuMode::Protected)
+    );
+    let (state, _) = loaded(&image, "format=elf", 4 * MIB);
     assert_eq!(state.format, DetectedFormat::Elf64);
     image[18] = 0x28; // e_machine: ARM
-    assert_eq!(
+    assert!(matches!(
         refusal(&image, "", 4 * MIB),
-        LoadError::Unsupported(DetectedFormat::Multiboot2)
-    );
+        LoadError::Multiboot(MultibootError::NotElf(ElfError::WrongMachine { .. }))
+    ));
     assert!(matches!(
         refusal(&image, "format=elf", 4 * MIB),
         LoadError::Elf(ElfError::WrongMachine { .. })
