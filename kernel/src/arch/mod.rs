@@ -15,6 +15,8 @@ pub mod idt;
 #[cfg(target_os = "none")]
 pub mod percpu;
 #[cfg(target_os = "none")]
+pub mod rtc;
+#[cfg(target_os = "none")]
 pub mod tsc;
 
 #[cfg(target_os = "none")]

@@ -66,6 +66,9 @@ pub enum BusError {
     },
     /// A [`DeviceId`] this bus never handed out.
     UnknownDevice(DeviceId),
+    /// A port bus holds at most [`MAX_PORT_DEVICES`] devices (its direct
+    /// index of the low ports has a byte per port).
+    TooManyDevices,
 }
 
 impl fmt::Display for BusError {
@@ -90,6 +93,10 @@ impl fmt::Display for BusError {
             BusError::UnknownDevice(id) => {
                 write!(f, "device bus: no device {} on this bus", id.0)
             }
+            BusError::TooManyDevices => write!(
+                f,
+                "device bus: a port bus holds at most {MAX_PORT_DEVICES} devices"
+            ),
         }
     }
 }
@@ -266,29 +273,49 @@ impl<D, A: Copy> Claims<D, A> {
         match self.table.find(address) {
             Some((id, offset)) => Some((&mut self.devices[id.0].0, offset)),
             None => {
-                if write {
-                    self.unclaimed.writes += 1;
-                } else {
-                    self.unclaimed.reads += 1;
-                }
-                self.unclaimed.last = Some(shown);
+                self.count_unclaimed(shown, write);
                 None
             }
         }
     }
+
+    /// Counts an access nobody decoded.
+    #[inline(always)]
+    fn count_unclaimed(&mut self, shown: A, write: bool) {
+        if write {
+            self.unclaimed.writes += 1;
+        } else {
+            self.unclaimed.reads += 1;
+        }
+        self.unclaimed.last = Some(shown);
+    }
 }
+
+/// Ports below this have a direct index: the legacy PC devices (PIC, PIT,
+/// keyboard controller, RTC, POST port 0x80) all live there, and guests hit
+/// them — the unclaimed ones most of all — far more often than the rest.
+const LOW_PORTS: usize = 0x100;
+
+/// The most devices a port bus holds: each low port's index entry is a
+/// byte, the device's index + 1.
+pub const MAX_PORT_DEVICES: usize = u8::MAX as usize;
 
 /// A VM's I/O-port bus: routes IN and OUT to the devices that claimed the
 /// port.
 #[derive(Debug)]
 pub struct PortBus<D> {
     claims: Claims<D, u16>,
+    /// For each port below [`LOW_PORTS`]: the index + 1 of the device that
+    /// decodes it, 0 for none. 256 bytes that spare the search for the
+    /// ports PC guests touch most.
+    low: [u8; LOW_PORTS],
 }
 
 impl<D> Default for PortBus<D> {
     fn default() -> Self {
         PortBus {
             claims: Claims::default(),
+            low: [0; LOW_PORTS],
         }
     }
 }
@@ -302,8 +329,46 @@ impl<D: PortDevice> PortBus<D> {
     /// Adds `device` decoding `count` ports from `first`, which becomes its
     /// base port (offset 0).
     pub fn add(&mut self, first: u16, count: u16, device: D) -> Result<DeviceId, BusError> {
+        if self.claims.devices.len() >= MAX_PORT_DEVICES {
+            return Err(BusError::TooManyDevices);
+        }
+        let id = self
+            .claims
+            .add(first.into(), count.into(), u16::MAX.into(), device)?;
+        self.index_low(id, first, count);
+        Ok(id)
+    }
+
+    /// Records `count` ports from `first` in the direct index, as far as it
+    /// reaches.
+    fn index_low(&mut self, id: DeviceId, first: u16, count: u16) {
+        // `add` keeps the index within a byte.
+        let entry = (id.0 + 1) as u8;
+        let end = (first as usize + count as usize).min(LOW_PORTS);
+        for port in first as usize..end {
+            self.low[port] = entry;
+        }
+    }
+
+    /// The device decoding `port` and the offset it sees; `None` counts an
+    /// unclaimed read or write.
+    #[inline(always)]
+    fn route(&mut self, port: u16, write: bool) -> Option<(&mut D, u16)> {
+        if (port as usize) < LOW_PORTS {
+            return match self.low[port as usize] {
+                0 => {
+                    self.claims.count_unclaimed(port, write);
+                    None
+                }
+                entry => {
+                    let (device, base) = &mut self.claims.devices[entry as usize - 1];
+                    Some((device, port.wrapping_sub(*base as u16)))
+                }
+            };
+        }
         self.claims
-            .add(first.into(), count.into(), u16::MAX.into(), device)
+            .route(port.into(), port, write)
+            .map(|(device, offset)| (device, offset as u16))
     }
 
     /// Adds another range of ports to a device already on the bus (the
@@ -311,7 +376,9 @@ impl<D: PortDevice> PortBus<D> {
     /// base port (wrapping, so a range below the base gives large offsets).
     pub fn add_range(&mut self, id: DeviceId, first: u16, count: u16) -> Result<(), BusError> {
         self.claims
-            .add_range(id, first.into(), count.into(), u16::MAX.into())
+            .add_range(id, first.into(), count.into(), u16::MAX.into())?;
+        self.index_low(id, first, count);
+        Ok(())
     }
 
     /// The device `id`.
@@ -326,7 +393,14 @@ impl<D: PortDevice> PortBus<D> {
     }
 
     /// The device decoding `port`, if any.
+    #[inline(always)]
     pub fn claimant(&self, port: u16) -> Option<DeviceId> {
+        if (port as usize) < LOW_PORTS {
+            return match self.low[port as usize] {
+                0 => None,
+                entry => Some(DeviceId(entry as usize - 1)),
+            };
+        }
         self.claims.claimant(port.into())
     }
 
@@ -334,8 +408,8 @@ impl<D: PortDevice> PortBus<D> {
     /// ISA bus where nothing drives the data lines (they are pulled up).
     #[inline(always)]
     pub fn read(&mut self, port: u16, size: AccessSize, cx: &mut DeviceContext) -> u32 {
-        match self.claims.route(port.into(), port, false) {
-            Some((device, offset)) => device.read(offset as u16, size, cx) & size.mask(),
+        match self.route(port, false) {
+            Some((device, offset)) => device.read(offset, size, cx) & size.mask(),
             None => size.mask(),
         }
     }
@@ -344,14 +418,21 @@ impl<D: PortDevice> PortBus<D> {
     /// ports are dropped.
     #[inline(always)]
     pub fn write(&mut self, port: u16, size: AccessSize, value: u32, cx: &mut DeviceContext) {
-        if let Some((device, offset)) = self.claims.route(port.into(), port, true) {
-            device.write(offset as u16, size, value & size.mask(), cx);
+        if let Some((device, offset)) = self.route(port, true) {
+            device.write(offset, size, value & size.mask(), cx);
         }
     }
 
     /// The accesses no device decoded so far.
     pub fn unclaimed(&self) -> UnclaimedAccesses<u16> {
         self.claims.unclaimed
+    }
+
+    /// Counts an access to `port` that the caller found unclaimed (with
+    /// [`PortBus::claimant`]) and answered itself.
+    #[inline(always)]
+    pub fn count_unclaimed(&mut self, port: u16, write: bool) {
+        self.claims.count_unclaimed(port, write);
     }
 }
 

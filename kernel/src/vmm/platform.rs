@@ -5,10 +5,21 @@
 //! the vCPU should take next.
 
 use super::clock::VmClock;
-use crate::devices::bus::{PortBus, UnclaimedAccesses};
+use crate::devices::bus::{DeviceId, PortBus, UnclaimedAccesses};
 use crate::devices::irq::InterruptLines;
 use crate::devices::serial::{self, Serial16550};
-use crate::devices::{AccessSize, AnyPortDevice, ConsoleSink, DeviceContext, VmRequest};
+use crate::devices::{acpi_pm, fw_cfg, i8042, pic, pit, reset, rtc};
+use crate::devices::{AccessSize, AnyPortDevice, ConsoleSink, DeviceContext, Timed, VmRequest};
+
+/// What a VM's PC is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlatformConfig {
+    /// Guest RAM, for the CMOS memory bytes and fw_cfg.
+    pub ram_bytes: u64,
+    /// The wall-clock time at the VM's start, in seconds since the Unix
+    /// epoch (the host's RTC), which the guest's RTC starts from.
+    pub unix_seconds: u64,
+}
 
 /// What the platform needs of the core after its devices changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +34,11 @@ pub struct Settled {
 pub struct Platform {
     ports: PortBus<AnyPortDevice>,
     lines: InterruptLines,
+    /// The 8259A pair: the interrupt controller the vCPU takes interrupts
+    /// from until the local APIC joins.
+    pic: DeviceId,
+    /// The devices with timers of their own (PIT, RTC, PM timer).
+    timers: [DeviceId; 3],
     /// A device was touched or time advanced since the core last asked what
     /// the vCPU should take: the interrupt state and the next timer deadline
     /// may have changed. One flag, so the exit path tests a byte.
@@ -30,22 +46,80 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// The PC every VM gets: COM1 (a 16550A on IRQ 4). Every other port
-    /// reads as all ones and ignores writes, as an ISA bus with nothing
-    /// decoding the address does.
-    pub fn pc() -> Platform {
+    /// The PC every VM gets: COM1 (a 16550A on IRQ 4), the 8259A pair
+    /// (0x20, 0xA0, ELCR 0x4D0), the 8254 PIT (0x40, port 0x61), the RTC and
+    /// CMOS (0x70), the ACPI PM blocks and PM timer (0x600), the reset
+    /// control register (0xCF9), an i8042 with nothing behind it (0x60,
+    /// 0x64) and fw_cfg (0x510). Every other port reads as all ones and
+    /// ignores writes, as an ISA bus with nothing decoding the address does.
+    pub fn pc(config: PlatformConfig) -> Platform {
         let mut ports = PortBus::new();
-        if let Err(error) = ports.add(
+        let mut add =
+            |first: u16, count: u16, device: AnyPortDevice| match ports.add(first, count, device) {
+                Ok(id) => id,
+                // The ranges are constants: a clash is a tessera bug.
+                Err(error) => panic!("the platform's device ranges clash: {}", error),
+            };
+        add(
             serial::COM1_BASE,
             serial::PORT_COUNT,
             AnyPortDevice::Serial(Serial16550::com1()),
-        ) {
-            // The ranges are constants: a clash is a tessera bug.
-            panic!("the platform's device ranges clash: {}", error);
+        );
+        let pic = add(pic::MASTER_BASE, 2, AnyPortDevice::Pic(pic::Pic::new()));
+        let pit = add(
+            pit::PIT_BASE,
+            pit::PORT_COUNT,
+            AnyPortDevice::Pit(pit::Pit::new()),
+        );
+        let rtc = add(
+            rtc::BASE_PORT,
+            rtc::PORT_COUNT,
+            AnyPortDevice::Rtc(rtc::Rtc::new(
+                config.unix_seconds,
+                rtc::CmosLayout {
+                    ram_bytes: config.ram_bytes,
+                },
+            )),
+        );
+        let pm = add(
+            acpi_pm::PM_BASE,
+            acpi_pm::PORT_COUNT,
+            AnyPortDevice::AcpiPm(acpi_pm::AcpiPm::new()),
+        );
+        add(
+            reset::RESET_CONTROL_PORT,
+            reset::PORT_COUNT,
+            AnyPortDevice::ResetControl(reset::ResetControl::new()),
+        );
+        let keyboard = add(
+            i8042::BASE_PORT,
+            1,
+            AnyPortDevice::Keyboard(i8042::I8042::new()),
+        );
+        add(
+            fw_cfg::SELECTOR_PORT,
+            fw_cfg::PORT_COUNT,
+            AnyPortDevice::FwCfg(fw_cfg::FwCfg::new(fw_cfg::FwCfgConfig {
+                ram_bytes: config.ram_bytes,
+                cpus: 1,
+            })),
+        );
+        let extra = [
+            (pic, pic::SLAVE_BASE, 2),
+            (pic, pic::ELCR_BASE, 2),
+            (pit, pit::PORT_B, 1),
+            (keyboard, i8042::BASE_PORT + 4, 1),
+        ];
+        for (id, first, count) in extra {
+            if let Err(error) = ports.add_range(id, first, count) {
+                panic!("the platform's device ranges clash: {}", error);
+            }
         }
         Platform {
             ports,
             lines: InterruptLines::new(),
+            pic,
+            timers: [pit, rtc, pm],
             attention: false,
         }
     }
@@ -63,14 +137,13 @@ impl Platform {
         clock: &VmClock,
         tsc: impl FnOnce() -> u64,
     ) -> (u32, Option<VmRequest>) {
-        let now_ns = match self.ports.claimant(port) {
-            Some(_) => {
-                self.attention = true;
-                clock.ns_at(tsc())
-            }
-            None => 0,
-        };
-        let mut cx = DeviceContext::new(&mut self.lines, console).at(now_ns);
+        if self.ports.claimant(port).is_none() {
+            // Floating data lines read as ones.
+            self.ports.count_unclaimed(port, false);
+            return (size.mask(), None);
+        }
+        self.attention = true;
+        let mut cx = DeviceContext::new(&mut self.lines, console).at(clock.ns_at(tsc()));
         let value = self.ports.read(port, size, &mut cx);
         (value, cx.request)
     }
@@ -87,14 +160,12 @@ impl Platform {
         clock: &VmClock,
         tsc: impl FnOnce() -> u64,
     ) -> Option<VmRequest> {
-        let now_ns = match self.ports.claimant(port) {
-            Some(_) => {
-                self.attention = true;
-                clock.ns_at(tsc())
-            }
-            None => 0,
-        };
-        let mut cx = DeviceContext::new(&mut self.lines, console).at(now_ns);
+        if self.ports.claimant(port).is_none() {
+            self.ports.count_unclaimed(port, true);
+            return None;
+        }
+        self.attention = true;
+        let mut cx = DeviceContext::new(&mut self.lines, console).at(clock.ns_at(tsc()));
         self.ports.write(port, size, value, &mut cx);
         cx.request
     }
@@ -115,28 +186,57 @@ impl Platform {
     /// Brings the timers up to `now_ns` (firing what is due, coalescing
     /// periodic ticks that piled up while the VM was descheduled).
     pub fn advance(&mut self, now_ns: u64, console: &mut dyn ConsoleSink) {
-        let _ = (now_ns, console);
+        for id in self.timers {
+            let mut cx = DeviceContext::new(&mut self.lines, console).at(now_ns);
+            if let Some(timer) = self.ports.device_mut(id).and_then(timed) {
+                timer.advance(&mut cx);
+            }
+        }
         self.attention = true;
     }
 
-    /// Routes the interrupt lines through the interrupt controllers and
+    /// Routes the interrupt lines through the interrupt controller and
     /// clears [`Platform::attention`]; returns what the core must arrange:
-    /// the vector the vCPU should take next, if any, and the VM time of the
-    /// next timer event, if any. (Until the interrupt controllers join the
-    /// platform, nothing is ever pending.)
+    /// whether an interrupt is pending for the vCPU and the VM time of the
+    /// next timer event.
     pub fn settle(&mut self) -> Settled {
         self.attention = false;
+        let edges = self.lines.take_edges();
+        let levels = self.lines.levels();
+        let interrupt = match self.ports.device_mut(self.pic) {
+            Some(AnyPortDevice::Pic(pic)) => {
+                pic.sync_lines(levels, edges);
+                pic.output()
+            }
+            _ => false,
+        };
+        let next_deadline_ns = self
+            .timers
+            .iter()
+            .filter_map(|&id| match self.ports.device(id) {
+                Some(AnyPortDevice::Pit(device)) => device.next_deadline_ns(),
+                Some(AnyPortDevice::Rtc(device)) => device.next_deadline_ns(),
+                Some(AnyPortDevice::AcpiPm(device)) => device.next_deadline_ns(),
+                _ => None,
+            })
+            .min();
         Settled {
-            interrupt: false,
-            next_deadline_ns: None,
+            interrupt,
+            next_deadline_ns,
         }
     }
 
-    /// The vector of the interrupt the vCPU takes now (the interrupt
-    /// controller's acknowledge cycle), after [`Settled::interrupt`] said
-    /// one is pending and the vCPU can take it.
+    /// The vector of the interrupt the vCPU takes now (the 8259A's
+    /// acknowledge cycle), after [`Settled::interrupt`] said one is pending
+    /// and the vCPU can take it.
     pub fn acknowledge_interrupt(&mut self) -> Option<u8> {
-        None
+        match self.ports.device_mut(self.pic) {
+            Some(AnyPortDevice::Pic(pic)) if pic.output() => {
+                self.attention = true;
+                Some(pic.acknowledge())
+            }
+            _ => None,
+        }
     }
 
     /// The port accesses no device decoded.
@@ -150,16 +250,30 @@ impl Platform {
     }
 }
 
+/// The timer of a device that has one.
+fn timed(device: &mut AnyPortDevice) -> Option<&mut dyn Timed> {
+    match device {
+        AnyPortDevice::Pit(device) => Some(device),
+        AnyPortDevice::Rtc(device) => Some(device),
+        AnyPortDevice::AcpiPm(device) => Some(device),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::vec::Vec;
 
     const CLOCK: VmClock = VmClock::new(0, 1_000_000_000);
+    const CONFIG: PlatformConfig = PlatformConfig {
+        ram_bytes: 2 << 20,
+        unix_seconds: 1_764_633_600,
+    };
 
     #[test]
     fn com1_transmits_and_other_ports_float_high() {
-        let mut platform = Platform::pc();
+        let mut platform = Platform::pc(CONFIG);
         let mut out: Vec<u8> = Vec::new();
         let request =
             platform.write_port(0x3f8, AccessSize::Byte, b'A' as u32, &mut out, &CLOCK, || 5);
@@ -169,11 +283,120 @@ mod tests {
             panic!("an unclaimed port needs no time")
         });
         assert_eq!(value, 0xff);
-        let (value, _) = platform.read_port(0xcfc, AccessSize::Dword, &mut out, &CLOCK, || 0);
-        assert_eq!(value, 0xffff_ffff);
+        let (value, _) = platform.read_port(0x2f8, AccessSize::Dword, &mut out, &CLOCK, || 0);
+        assert_eq!(value, 0xffff_ffff, "COM2 is absent");
         assert_eq!(platform.unclaimed_ports().reads, 2);
         // LSR: transmitter empty.
         let (lsr, _) = platform.read_port(0x3fd, AccessSize::Byte, &mut out, &CLOCK, || 7);
         assert_eq!(lsr & 0x60, 0x60);
+    }
+}
+
+#[cfg(test)]
+mod interrupt_tests {
+    use super::*;
+    use std::vec::Vec;
+
+    const CLOCK: VmClock = VmClock::new(0, 1_000_000_000);
+
+    fn out(
+        platform: &mut Platform,
+        port: u16,
+        value: u8,
+        console: &mut Vec<u8>,
+        now: u64,
+    ) -> Option<VmRequest> {
+        platform.write_port(
+            port,
+            AccessSize::Byte,
+            value as u32,
+            console,
+            &CLOCK,
+            || now,
+        )
+    }
+
+    /// A guest's usual set-up: the 8259A pair remapped to vectors 0x20 and
+    /// 0x28, only IRQ 0 unmasked, the PIT in mode 2 at 1 kHz.
+    fn programmed() -> (Platform, Vec<u8>) {
+        let mut platform = Platform::pc(PlatformConfig {
+            ram_bytes: 2 << 20,
+            unix_seconds: 0,
+        });
+        let mut console = Vec::new();
+        for (port, value) in [
+            (0x20, 0x11),
+            (0x21, 0x20),
+            (0x21, 0x04),
+            (0x21, 0x01),
+            (0xa0, 0x11),
+            (0xa1, 0x28),
+            (0xa1, 0x02),
+            (0xa1, 0x01),
+            (0x21, 0xfe),
+            (0xa1, 0xff),
+            (0x43, 0x34),
+            (0x40, (1193 & 0xff) as u8),
+            (0x40, (1193 >> 8) as u8),
+        ] {
+            out(&mut platform, port, value, &mut console, 0);
+        }
+        (platform, console)
+    }
+
+    #[test]
+    fn the_pit_interrupts_through_the_pic() {
+        let (mut platform, mut console) = programmed();
+        // Switching channel 0 from its power-on mode 0 (OUT low) to mode 2
+        // raises OUT0 at once: one interrupt before the first period, as on
+        // a real 8254.
+        assert!(platform.settle().interrupt);
+        assert_eq!(platform.acknowledge_interrupt(), Some(0x20));
+        out(&mut platform, 0x20, 0x20, &mut console, 0);
+        let settled = platform.settle();
+        assert!(!settled.interrupt, "no tick yet");
+        let deadline = settled.next_deadline_ns.expect("the PIT has a deadline");
+        assert!(
+            (900_000..=1_100_000).contains(&deadline),
+            "about 1 ms: {deadline}"
+        );
+        platform.advance(deadline, &mut console);
+        assert!(platform.settle().interrupt);
+        assert_eq!(
+            platform.acknowledge_interrupt(),
+            Some(0x20),
+            "IRQ 0 at the remapped base"
+        );
+        // In service until EOI: no second delivery.
+        assert!(!platform.settle().interrupt);
+        out(&mut platform, 0x20, 0x20, &mut console, deadline);
+        platform.advance(deadline * 2 + 100_000, &mut console);
+        assert!(platform.settle().interrupt, "the next tick after EOI");
+    }
+
+    #[test]
+    fn a_reset_write_and_the_keyboard_reset_reach_the_core() {
+        let (mut platform, mut console) = programmed();
+        assert_eq!(
+            out(&mut platform, 0xcf9, 0x06, &mut console, 0),
+            Some(VmRequest::Reset)
+        );
+        assert_eq!(
+            out(&mut platform, 0x64, 0xfe, &mut console, 0),
+            Some(VmRequest::Reset)
+        );
+    }
+
+    #[test]
+    fn ticks_that_pile_up_while_descheduled_arrive_once() {
+        let (mut platform, mut console) = programmed();
+        assert!(platform.settle().interrupt, "the mode switch");
+        assert_eq!(platform.acknowledge_interrupt(), Some(0x20));
+        out(&mut platform, 0x20, 0x20, &mut console, 0);
+        // 50 ms without the VM running: 50 ticks, one delivery.
+        platform.advance(50_000_000, &mut console);
+        assert!(platform.settle().interrupt);
+        assert_eq!(platform.acknowledge_interrupt(), Some(0x20));
+        assert!(!platform.settle().interrupt);
     }
 }

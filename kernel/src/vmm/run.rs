@@ -6,6 +6,7 @@ use super::vcpu::Vcpu;
 use super::vm;
 use super::vm::Backend;
 use super::vm::{StopReason, Vm};
+use crate::loader::DataModule;
 use crate::options::{is_valid_name, ModuleOptions, ModuleRole};
 use crate::vmm::sched::{wake, RunState};
 use alloc::format;
@@ -18,6 +19,12 @@ pub struct GuestModule<'a> {
     pub cmdline: &'a str,
     /// Its bytes, which stay in place for the hypervisor's life.
     pub image: &'static [u8],
+}
+
+/// Keeps a string for the hypervisor's life: data modules' names and
+/// command lines live as long as the modules themselves.
+fn leak(text: String) -> &'static str {
+    alloc::boxed::Box::leak(text.into_boxed_str())
 }
 
 /// A module that did not become a VM, for the summary table.
@@ -41,6 +48,19 @@ pub fn create_vms<B: Backend>(
     let mut vms: Vec<Vm<B::Vcpu>> = Vec::new();
     let mut refused: Vec<Refused> = Vec::new();
     let mut names: Vec<String> = Vec::new();
+    // Data modules first, so that a VM may name one that comes after it.
+    let data_modules: Vec<DataModule<'static>> = modules
+        .iter()
+        .enumerate()
+        .filter_map(|(index, module)| {
+            let options = ModuleOptions::parse(module.cmdline).ok()?;
+            (options.role == ModuleRole::Data).then(|| DataModule {
+                name: leak(options.resolved_name(index)),
+                bytes: module.image,
+                cmdline: leak(options.guest_cmdline.clone()),
+            })
+        })
+        .collect();
     for (index, module) in modules.iter().enumerate() {
         let options = match ModuleOptions::parse(module.cmdline) {
             Ok(options) => options,
@@ -80,7 +100,15 @@ pub fn create_vms<B: Backend>(
         names.push(name.clone());
         let image = module.image;
         let id = vms.len() as u32 + 1;
-        match Vm::create(backend, id, name.clone(), options, image, tsc_hz) {
+        match Vm::create(
+            backend,
+            id,
+            name.clone(),
+            options,
+            image,
+            &data_modules,
+            tsc_hz,
+        ) {
             Ok(vm) => vms.push(vm),
             Err(reason) => {
                 log::error!("vm {}: {}; VM not created", name, reason);

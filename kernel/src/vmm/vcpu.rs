@@ -27,6 +27,10 @@ pub struct StartState {
     pub gdt_base: u64,
     /// GDTR limit.
     pub gdt_limit: u16,
+    /// RAX at entry (the Multiboot magic; 0 for other formats).
+    pub rax: u64,
+    /// RBX at entry (the Multiboot information address; 0 otherwise).
+    pub rbx: u64,
 }
 
 pub use crate::rules::control_registers::ControlState;

@@ -6,17 +6,18 @@ use super::guest_memory::GuestRam;
 use super::vcpu::{StartState, Vcpu};
 use crate::console::line_buffer::LineBuffer;
 use crate::devices::ConsoleSink;
-use crate::loader::{self, BootState};
+use crate::loader::{self, BootInputs, BootState, DataModule};
 use crate::mm::phys::PhysRange;
 use crate::options::{ModuleOptions, RestartPolicy};
 use crate::rules::msr::VirtualMsrs;
 use crate::size::Bytes;
 use crate::vmm::clock::VmClock;
 use crate::vmm::delivery_loop::ExceptionStreak;
-use crate::vmm::platform::Platform;
+use crate::vmm::platform::{Platform, PlatformConfig};
 use crate::vmm::sched::RunState;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Guest RAM when `mem=` is absent.
 pub const DEFAULT_MEMORY: u64 = 16 << 20;
@@ -117,6 +118,9 @@ pub struct Vm<V: Vcpu> {
     pub options: ModuleOptions,
     /// The image bytes (inside the module GRUB loaded; reloaded on restart).
     pub image: &'static [u8],
+    /// The data modules its image may ask for (`modules=`), reloaded on
+    /// restart too.
+    pub data_modules: Vec<DataModule<'static>>,
     /// Guest RAM.
     pub ram: GuestRam,
     /// The vCPU.
@@ -148,6 +152,13 @@ pub struct Vm<V: Vcpu> {
     pub msrs: VirtualMsrs,
 }
 
+fn platform_config(ram_bytes: u64) -> PlatformConfig {
+    PlatformConfig {
+        ram_bytes,
+        unix_seconds: crate::arch::rtc::unix_seconds(),
+    }
+}
+
 fn start_state(boot: &BootState) -> StartState {
     StartState {
         mode: boot.mode,
@@ -157,6 +168,8 @@ fn start_state(boot: &BootState) -> StartState {
         cr3: boot.cr3,
         gdt_base: boot.gdt_base,
         gdt_limit: boot.gdt_limit,
+        rax: boot.rax,
+        rbx: boot.rbx,
     }
 }
 
@@ -168,6 +181,7 @@ impl<V: Vcpu> Vm<V> {
         name: String,
         options: ModuleOptions,
         image: &'static [u8],
+        data_modules: &[DataModule<'static>],
         tsc_hz: u64,
     ) -> Result<Vm<V>, String> {
         let memory = options.mem.unwrap_or(DEFAULT_MEMORY);
@@ -182,7 +196,13 @@ impl<V: Vcpu> Vm<V> {
         let mut ram = GuestRam::allocate(memory).map_err(|error| {
             format!("cannot allocate {} of guest RAM: {}", Bytes(memory), error)
         })?;
-        let boot = loader::load(image, &options, &mut ram).map_err(|error| format!("{}", error))?;
+        let data_modules: Vec<DataModule<'static>> = data_modules.to_vec();
+        let inputs = BootInputs {
+            modules: &data_modules,
+            ..BootInputs::default()
+        };
+        let boot = loader::load_with(image, &options, &inputs, &mut ram)
+            .map_err(|error| format!("{}", error))?;
         log::debug!("vm {}: {:?}", name, boot);
         let start = start_state(&boot);
         let vcpu = backend.create_vcpu(id, ram.range(), &start)?;
@@ -201,12 +221,13 @@ impl<V: Vcpu> Vm<V> {
             name,
             options,
             image,
+            data_modules,
             ram,
             vcpu,
             start,
             state: RunState::Runnable,
             stop: None,
-            platform: Platform::pc(),
+            platform: Platform::pc(platform_config(memory)),
             clock: VmClock::new(crate::arch::tsc::rdtsc(), tsc_hz),
             console,
             restarts: 0,
@@ -238,7 +259,11 @@ impl<V: Vcpu> Vm<V> {
     /// Starts the VM over from its image. Its vCPU must be the loaded one.
     pub fn restart(&mut self) -> Result<(), String> {
         self.ram.clear();
-        let boot = loader::load(self.image, &self.options, &mut self.ram)
+        let inputs = BootInputs {
+            modules: &self.data_modules,
+            ..BootInputs::default()
+        };
+        let boot = loader::load_with(self.image, &self.options, &inputs, &mut self.ram)
             .map_err(|error| format!("{}", error))?;
         self.start = start_state(&boot);
         self.vcpu.reset(&self.start);
@@ -252,7 +277,7 @@ impl<V: Vcpu> Vm<V> {
         self.state = RunState::Runnable;
         self.stop = None;
         self.msrs = VirtualMsrs::default();
-        self.platform = Platform::pc();
+        self.platform = Platform::pc(platform_config(self.ram.size()));
         self.clock = VmClock::new(crate::arch::tsc::rdtsc(), self.clock_hz());
         self.exception_streak = ExceptionStreak::default();
         self.wake_at = None;

@@ -568,7 +568,11 @@ impl Vcpu for VmxVcpu {
     }
 
     fn reset(&mut self, start: &StartState) {
-        self.registers = GuestRegisters::default();
+        self.registers = GuestRegisters {
+            rax: start.rax,
+            rbx: start.rbx,
+            ..GuestRegisters::default()
+        };
         self.switched = SwitchedState::default();
         self.xcr0 = 1;
         self.xsave.clear();
