@@ -326,6 +326,15 @@ impl<D: PortDevice> PortBus<D> {
         Self::default()
     }
 
+    /// An empty bus with room for `devices` devices and their ranges, so
+    /// that a fixed platform allocates its tables once, at their size.
+    pub fn with_capacity(devices: usize) -> Self {
+        let mut bus = Self::default();
+        bus.claims.devices.reserve_exact(devices);
+        bus.claims.table.ranges.reserve_exact(devices + 4);
+        bus
+    }
+
     /// Adds `device` decoding `count` ports from `first`, which becomes its
     /// base port (offset 0).
     pub fn add(&mut self, first: u16, count: u16, device: D) -> Result<DeviceId, BusError> {

@@ -220,8 +220,9 @@ pub trait MmioDevice {
 /// enum, so the bus dispatches with a `match` (see the bus module for why).
 #[derive(Debug, Clone)]
 pub enum AnyPortDevice {
-    /// The MC146818A RTC and CMOS RAM (0x70-0x71).
-    Rtc(rtc::Rtc),
+    /// The MC146818A RTC and CMOS RAM (0x70-0x71), boxed like the other
+    /// large devices: every entry of a bus is as large as its largest kind.
+    Rtc(alloc::boxed::Box<rtc::Rtc>),
     /// The ACPI PM1 blocks and PM timer (0x600-0x60B).
     AcpiPm(acpi_pm::AcpiPm),
     /// The chipset's reset control register (0xCF9).
@@ -232,12 +233,13 @@ pub enum AnyPortDevice {
     DebugExit(debug_exit::DebugExit),
     /// QEMU's fw_cfg, I/O interface (0x510-0x511).
     FwCfg(fw_cfg::FwCfg),
-    /// A 16550A UART (COM1).
-    Serial(serial::Serial16550),
+    /// A 16550A UART (COM1), boxed (its FIFOs make it large).
+    Serial(alloc::boxed::Box<serial::Serial16550>),
     /// The 8259A master/slave pair and the ELCR.
     Pic(pic::Pic),
-    /// The 8254 timer and port 0x61.
-    Pit(pit::Pit),
+    /// The 8254 timer and port 0x61, boxed: its three channels make it the
+    /// largest device, and every entry of a bus is as large as the largest.
+    Pit(alloc::boxed::Box<pit::Pit>),
 }
 
 impl PortDevice for AnyPortDevice {

@@ -11,6 +11,10 @@ use crate::devices::serial::{self, Serial16550};
 use crate::devices::{acpi_pm, fw_cfg, i8042, pic, pit, reset, rtc};
 use crate::devices::{AccessSize, AnyPortDevice, ConsoleSink, DeviceContext, Timed, VmRequest};
 
+/// How many devices [`Platform::pc`] puts on the port bus (its table is
+/// allocated at that size once).
+const DEVICES: usize = 8;
+
 /// What a VM's PC is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlatformConfig {
@@ -53,7 +57,7 @@ impl Platform {
     /// 0x64) and fw_cfg (0x510). Every other port reads as all ones and
     /// ignores writes, as an ISA bus with nothing decoding the address does.
     pub fn pc(config: PlatformConfig) -> Platform {
-        let mut ports = PortBus::new();
+        let mut ports = PortBus::with_capacity(DEVICES);
         let mut add =
             |first: u16, count: u16, device: AnyPortDevice| match ports.add(first, count, device) {
                 Ok(id) => id,
@@ -63,23 +67,23 @@ impl Platform {
         add(
             serial::COM1_BASE,
             serial::PORT_COUNT,
-            AnyPortDevice::Serial(Serial16550::com1()),
+            AnyPortDevice::Serial(alloc::boxed::Box::new(Serial16550::com1())),
         );
         let pic = add(pic::MASTER_BASE, 2, AnyPortDevice::Pic(pic::Pic::new()));
         let pit = add(
             pit::PIT_BASE,
             pit::PORT_COUNT,
-            AnyPortDevice::Pit(pit::Pit::new()),
+            AnyPortDevice::Pit(alloc::boxed::Box::default()),
         );
         let rtc = add(
             rtc::BASE_PORT,
             rtc::PORT_COUNT,
-            AnyPortDevice::Rtc(rtc::Rtc::new(
+            AnyPortDevice::Rtc(alloc::boxed::Box::new(rtc::Rtc::new(
                 config.unix_seconds,
                 rtc::CmosLayout {
                     ram_bytes: config.ram_bytes,
                 },
-            )),
+            ))),
         );
         let pm = add(
             acpi_pm::PM_BASE,
@@ -253,8 +257,8 @@ impl Platform {
 /// The timer of a device that has one.
 fn timed(device: &mut AnyPortDevice) -> Option<&mut dyn Timed> {
     match device {
-        AnyPortDevice::Pit(device) => Some(device),
-        AnyPortDevice::Rtc(device) => Some(device),
+        AnyPortDevice::Pit(device) => Some(&mut **device),
+        AnyPortDevice::Rtc(device) => Some(&mut **device),
         AnyPortDevice::AcpiPm(device) => Some(device),
         _ => None,
     }
@@ -398,5 +402,72 @@ mod interrupt_tests {
         assert!(platform.settle().interrupt);
         assert_eq!(platform.acknowledge_interrupt(), Some(0x20));
         assert!(!platform.settle().interrupt);
+    }
+}
+
+#[cfg(test)]
+mod calibration_tests {
+    use super::*;
+    use std::vec::Vec;
+
+    /// The classic calibration loop (tessera's own `arch/tsc.rs`, Linux's
+    /// PIT calibration): channel 2 in mode 0 gated through port 0x61 for
+    /// 10 ms, while the ACPI PM timer runs — with channel 0 ticking at 1 kHz
+    /// and its interrupts taken meanwhile.
+    #[test]
+    fn channel_2_gates_10_ms_and_the_pm_timer_agrees() {
+        let clock = VmClock::new(0, 1_000_000_000);
+        let mut p = Platform::pc(PlatformConfig {
+            ram_bytes: 2 << 20,
+            unix_seconds: 0,
+        });
+        let mut c: Vec<u8> = Vec::new();
+        let mut out = |p: &mut Platform, port: u16, value: u32, at: u64| {
+            p.write_port(port, AccessSize::Byte, value, &mut c, &clock, || at);
+        };
+        for (port, value) in [(0x43u16, 0x34u32), (0x40, 1193 & 0xff), (0x40, 1193 >> 8)] {
+            out(&mut p, port, value, 0);
+        }
+        let t0 = 1_000_000u64;
+        out(&mut p, 0x61, 0, t0);
+        out(&mut p, 0x43, 0xb0, t0);
+        out(&mut p, 0x42, 11932 & 0xff, t0);
+        out(&mut p, 0x42, 11932 >> 8, t0);
+        let mut console: Vec<u8> = Vec::new();
+        let pm0 = p
+            .read_port(0x608, AccessSize::Dword, &mut console, &clock, || t0)
+            .0;
+        p.write_port(0x61, AccessSize::Byte, 1, &mut console, &clock, || t0);
+        let mut t = t0;
+        loop {
+            t += 10_000;
+            if t.is_multiple_of(1_000_000) {
+                p.advance(t, &mut console);
+                let _ = p.settle();
+                if p.acknowledge_interrupt().is_some() {
+                    p.write_port(0x20, AccessSize::Byte, 0x20, &mut console, &clock, || t);
+                }
+            }
+            let value = p
+                .read_port(0x61, AccessSize::Byte, &mut console, &clock, || t)
+                .0;
+            if value & 0x20 != 0 {
+                break;
+            }
+            assert!(t < t0 + 100_000_000, "OUT2 never rose");
+        }
+        let pm1 = p
+            .read_port(0x608, AccessSize::Dword, &mut console, &clock, || t)
+            .0;
+        let pm = pm1.wrapping_sub(pm0) & 0x00ff_ffff;
+        assert!(
+            (10_000_000..=10_020_000).contains(&(t - t0)),
+            "OUT2 after {} ns",
+            t - t0
+        );
+        assert!(
+            (35_790..=35_870).contains(&pm),
+            "{pm} PM-timer counts in 10 ms"
+        );
     }
 }

@@ -45,7 +45,9 @@ pub fn create_vms<B: Backend>(
 ) -> (Vec<Vm<B::Vcpu>>, Vec<Refused>) {
     let free_before = crate::mm::free_bytes();
     let heap_before = crate::mm::heap_bytes_used();
-    let mut vms: Vec<Vm<B::Vcpu>> = Vec::new();
+    // One allocation of exactly the size needed: pushing one by one would
+    // leave the buddy heap's power-of-two blocks half empty.
+    let mut vms: Vec<Vm<B::Vcpu>> = Vec::with_capacity(modules.len());
     let mut refused: Vec<Refused> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     // Data modules first, so that a VM may name one that comes after it.
@@ -204,7 +206,9 @@ pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
             }
             cpu.set_current_vcpu(Some(index));
         }
-        run_slice(&mut vms[index], slice_tsc);
+        // A VM halted until a timer event preempts the running one then, so
+        // that timer-driven guests wake on time beside busy ones.
+        run_slice(&mut vms[index], slice_tsc, next_wake);
     }
     if let Some(previous) = cpu.current_vcpu() {
         vms[previous].vcpu.unload();
@@ -217,9 +221,10 @@ pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
 /// VM's too. Between exits the VM's devices get their say: their timers
 /// bound how long the guest runs, and a pending interrupt is injected as
 /// soon as the vCPU can take it.
-fn run_slice<V: Vcpu>(vm: &mut Vm<V>, slice_tsc: u64) {
+fn run_slice<V: Vcpu>(vm: &mut Vm<V>, slice_tsc: u64, preempt_at: Option<u64>) {
     let now = crate::arch::tsc::rdtsc();
-    vm.slice_deadline = now.saturating_add(slice_tsc);
+    let slice_end = now.saturating_add(slice_tsc);
+    vm.slice_deadline = preempt_at.map_or(slice_end, |at| at.max(now).min(slice_end));
     // Timers that fell due while the VM waited for the CPU fire now.
     vm.platform.advance(vm.clock.ns_at(now), &mut vm.console);
     loop {
@@ -295,6 +300,7 @@ fn settle<V: Vcpu>(vm: &mut Vm<V>) -> bool {
     if vm.vcpu.interruptible() && !vm.vcpu.event_pending() {
         if let Some(vector) = vm.platform.acknowledge_interrupt() {
             vm.vcpu.inject_interrupt(vector);
+            vm.interrupts_injected += 1;
         }
     } else {
         // Interrupts are blocked (RFLAGS.IF clear, an STI or MOV-SS shadow,
@@ -371,6 +377,13 @@ pub fn print_summary<V: Vcpu>(vms: &[Vm<V>], refused: &[Refused]) {
         }
         line.pop();
         crate::println!("{}", line);
+        if vm.interrupts_injected > 0 {
+            crate::println!(
+                "    interrupts of {}: {} injected",
+                vm.name,
+                vm.interrupts_injected
+            );
+        }
         let unclaimed = vm.platform.unclaimed_ports();
         if let Some(last) = unclaimed.last {
             crate::println!(

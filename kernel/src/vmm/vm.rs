@@ -140,6 +140,8 @@ pub struct Vm<V: Vcpu> {
     pub console: VmConsole,
     /// Restarts so far.
     pub restarts: u32,
+    /// Interrupts injected into the vCPU (for the summary).
+    pub interrupts_injected: u64,
     /// When a vCPU halted with interrupts on must wake (TSC), if a timer
     /// of its devices will fire.
     pub wake_at: Option<u64>,
@@ -233,6 +235,7 @@ impl<V: Vcpu> Vm<V> {
             restarts: 0,
             slice_deadline: 0,
             wake_at: None,
+            interrupts_injected: 0,
             exception_streak: ExceptionStreak::default(),
             msrs: VirtualMsrs::default(),
         })

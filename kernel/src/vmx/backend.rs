@@ -30,7 +30,7 @@ const PASS_THROUGH_MSRS: [u32; 10] = [
 
 /// Intel VMX with EPT.
 pub struct VmxBackend {
-    capabilities: Capabilities,
+    capabilities: &'static Capabilities,
     /// I/O bitmaps A and B: every port traps, for every VM, so one copy
     /// serves them all.
     io_bitmaps: PhysRange,
@@ -70,7 +70,8 @@ impl VmxBackend {
             }
         }
         Ok(VmxBackend {
-            capabilities,
+            // One copy for the hypervisor's life, which every vCPU points at.
+            capabilities: alloc::boxed::Box::leak(alloc::boxed::Box::new(capabilities)),
             io_bitmaps,
             msr_bitmap,
         })
@@ -98,7 +99,7 @@ impl Backend for VmxBackend {
             io_bitmaps: self.io_bitmaps.start,
             msr_bitmap: self.msr_bitmap.start,
         };
-        VmxVcpu::new(&self.capabilities, &structures, start, frames)
+        VmxVcpu::new(self.capabilities, &structures, start, frames)
             .map_err(|error| format!("cannot create its vCPU: {:?}", error))
     }
 }

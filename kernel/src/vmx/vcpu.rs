@@ -86,7 +86,8 @@ pub struct VmxVcpu {
     xcr0: u64,
     xsave: XsaveArea,
     switched: SwitchedState,
-    capabilities: Capabilities,
+    /// The CPU's capabilities, shared by every vCPU (kept once, not per VM).
+    capabilities: &'static Capabilities,
     slice_deadline: u64,
     event_pending: bool,
     exits: ExitCounts,
@@ -147,7 +148,7 @@ impl VmxVcpu {
     /// A vCPU with a fresh VMCS, made current, programmed with host state,
     /// controls and the start state.
     pub fn new(
-        capabilities: &Capabilities,
+        capabilities: &'static Capabilities,
         structures: &VmStructures,
         start: &StartState,
         ept: OwnedFrames,
@@ -171,7 +172,7 @@ impl VmxVcpu {
             xcr0: 1,
             xsave,
             switched: SwitchedState::default(),
-            capabilities: *capabilities,
+            capabilities,
             slice_deadline: 0,
             event_pending: false,
             exits: ExitCounts::default(),
@@ -209,12 +210,12 @@ impl VmxVcpu {
     /// fixed bits (PE and PG are free under unrestricted guest), and never
     /// CD or NW.
     fn real_cr0(&self, value: u64) -> u64 {
-        setup::real_cr0(&self.capabilities, value)
+        setup::real_cr0(self.capabilities, value)
     }
 
     /// The CR4 value the CPU runs with for a guest-visible `value`.
     fn real_cr4(&self, value: u64) -> u64 {
-        setup::real_cr4(&self.capabilities, value)
+        setup::real_cr4(self.capabilities, value)
     }
 
     /// Keeps EFER.LMA and the "IA-32e mode guest" entry control in step with
@@ -577,7 +578,7 @@ impl Vcpu for VmxVcpu {
         self.xcr0 = 1;
         self.xsave.clear();
         self.event_pending = false;
-        setup::write_guest_state(&self.capabilities, start);
+        setup::write_guest_state(self.capabilities, start);
         if self.capabilities.vpid() {
             // The restarted guest must not see the crashed run's TLB.
             super::invvpid_all();

@@ -522,7 +522,7 @@ fn through_the_bus_com1_answers_at_0x3f8() {
         .add(
             COM1_BASE,
             PORT_COUNT,
-            AnyPortDevice::Serial(Serial16550::com1()),
+            AnyPortDevice::Serial(alloc::boxed::Box::new(Serial16550::com1())),
         )
         .unwrap();
     bus.write(0x3f8, AccessSize::Byte, u32::from(b'o'), &mut rec.cx());
