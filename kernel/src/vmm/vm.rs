@@ -6,6 +6,7 @@ use super::guest_memory::GuestRam;
 use super::vcpu::{StartState, Vcpu};
 use crate::console::line_buffer::LineBuffer;
 use crate::devices::ConsoleSink;
+use crate::firmware::{self, layout::PlatformLayout};
 use crate::loader::{self, BootInputs, BootState, DataModule};
 use crate::mm::phys::PhysRange;
 use crate::options::{ModuleOptions, RestartPolicy};
@@ -154,6 +155,54 @@ pub struct Vm<V: Vcpu> {
     pub msrs: VirtualMsrs,
 }
 
+/// Puts the PC's firmware into the VM's RAM — ACPI and MP tables, the BIOS
+/// data area — then loads the image with the firmware's memory map and
+/// RSDP (what Multiboot kernels are handed). An image that would overwrite
+/// the tables is refused. A VM with less than 1 MiB of RAM has no room for
+/// the tables and gets none.
+fn boot(
+    image: &[u8],
+    options: &ModuleOptions,
+    data_modules: &[DataModule<'static>],
+    ram: &mut GuestRam,
+) -> Result<BootState, String> {
+    let layout = PlatformLayout::DEFAULT;
+    let installed = firmware::install(ram, &layout, 1).ok();
+    let map: Vec<loader::MemoryRegion> = firmware::memory_map::memory_map(&layout, ram.size(), 0)
+        .iter()
+        .map(|region| loader::MemoryRegion {
+            start: region.start,
+            length: region.length,
+            kind: region.kind.code(),
+        })
+        .collect();
+    let rsdp: Option<[u8; 36]> = installed
+        .as_ref()
+        .filter(|info| crate::vmm::hypercall::guest_range(info.rsdp, 36, ram.size()).is_some())
+        .map(|info| ram.read_array(info.rsdp));
+    let inputs = BootInputs {
+        modules: data_modules,
+        memory_map: installed.as_ref().map(|_| &map[..]),
+        rsdp: rsdp.as_ref().map(|bytes| &bytes[..]),
+    };
+    let boot =
+        loader::load_with(image, options, &inputs, ram).map_err(|error| format!("{}", error))?;
+    if let Some(info) = &installed {
+        for &(start, length) in &boot.loaded {
+            if let Some(region) = info.conflict(start, length) {
+                return Err(format!(
+                    "segment {:#x}..{:#x} overlaps the firmware tables at {:#x}..{:#x}",
+                    start,
+                    start + length,
+                    region.start,
+                    region.start + region.length
+                ));
+            }
+        }
+    }
+    Ok(boot)
+}
+
 fn platform_config(ram_bytes: u64) -> PlatformConfig {
     PlatformConfig {
         ram_bytes,
@@ -199,12 +248,7 @@ impl<V: Vcpu> Vm<V> {
             format!("cannot allocate {} of guest RAM: {}", Bytes(memory), error)
         })?;
         let data_modules: Vec<DataModule<'static>> = data_modules.to_vec();
-        let inputs = BootInputs {
-            modules: &data_modules,
-            ..BootInputs::default()
-        };
-        let boot = loader::load_with(image, &options, &inputs, &mut ram)
-            .map_err(|error| format!("{}", error))?;
+        let boot = boot(image, &options, &data_modules, &mut ram)?;
         log::debug!("vm {}: {:?}", name, boot);
         let start = start_state(&boot);
         let vcpu = backend.create_vcpu(id, ram.range(), &start)?;
@@ -262,12 +306,7 @@ impl<V: Vcpu> Vm<V> {
     /// Starts the VM over from its image. Its vCPU must be the loaded one.
     pub fn restart(&mut self) -> Result<(), String> {
         self.ram.clear();
-        let inputs = BootInputs {
-            modules: &self.data_modules,
-            ..BootInputs::default()
-        };
-        let boot = loader::load_with(self.image, &self.options, &inputs, &mut self.ram)
-            .map_err(|error| format!("{}", error))?;
+        let boot = boot(self.image, &self.options, &self.data_modules, &mut self.ram)?;
         self.start = start_state(&boot);
         self.vcpu.reset(&self.start);
         // The vCPU is the one loaded on this CPU: put its fresh extended
