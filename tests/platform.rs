@@ -1,8 +1,10 @@
-//! The virtual PC in Bochs: `guest-blobs/pctest` programs the 8259A pair
+//! The virtual PC in Bochs. `guest-blobs/pctest` programs the 8259A pair
 //! and the 8254 the way a small kernel does and sleeps in HLT between timer
 //! interrupts, then checks the PM timer against the 8254's channel 2, the
 //! RTC's date and fw_cfg — beside the spinner, which never exits on its own,
 //! so timer interrupts must wake it on time while another VM holds the CPU.
+//! `guest-blobs/mbtest` is a Multiboot1 kernel that checks what the loader
+//! hands it and powers off through ACPI.
 
 mod common;
 
@@ -33,5 +35,31 @@ fn a_small_kernel_gets_timer_interrupts_beside_a_busy_vm() {
     c.summary("spinner", "exited", "exit code 0");
     // Every timer interrupt went through injection, and the summary says so.
     c.has(&["interrupts of pctest:", "injected"]);
+    c.finish(&stderr);
+}
+
+/// A Multiboot1 kernel that knows nothing of tessera: the loader's hand-over
+/// (EAX magic, the information structure's memory, command line and memory
+/// map) checked from the inside, and an ACPI power-off (PM1a control,
+/// SLP_TYP 5 with SLP_EN) that the summary reports as "powered off".
+#[test]
+fn a_multiboot_kernel_boots_and_powers_its_pc_off() {
+    let iso = iso_from_config(&root().join("guest-blobs/mbtest.toml"), "mbtest.iso");
+    let (lines, clean, stderr) = boot_in_bochs(&iso, "mbtest");
+    let mut c = Checks::new(&lines);
+    c.check(clean, "the run did not end in a clean power-off");
+    c.has(&["[INFO ] vm mbtest: Multiboot kernel image"]);
+    for probe in [
+        "multiboot-magic-in-eax",
+        "info-flags-mem-cmdline-mmap",
+        "mem-lower-639",
+        "cmdline-after-dashes",
+    ] {
+        c.has(&[&format!("mbtest: PASS {probe}")]);
+    }
+    c.has(&["mbtest: all passed; powering off"]);
+    c.has(&["[INFO ] vm mbtest: powered off"]);
+    c.summary("mbtest", "off", "powered off");
+    c.summary("counter", "exited", "exit code 0");
     c.finish(&stderr);
 }
