@@ -54,6 +54,8 @@ struct RawVm {
     entry: Option<NumberOrText>,
     mode: Option<NumberOrText>,
     role: Option<NumberOrText>,
+    #[serde(rename = "debug-exit")]
+    debug_exit: Option<NumberOrText>,
 }
 
 /// A validated config: every value is known to be well-formed and GRUB-safe.
@@ -311,7 +313,7 @@ fn validate_vm(raw: RawVm, index: usize, base: &Path) -> Result<VmSpec, ConfigEr
     };
     // In the order of the module line (grubcfg writes them so).
     type Convert = fn(&NumberOrText) -> Result<String, SyntaxError>;
-    let fields: [(&'static str, &Option<NumberOrText>, Convert); 9] = [
+    let fields: [(&'static str, &Option<NumberOrText>, Convert); 10] = [
         ("role", &raw.role, options::value_text),
         ("mem", &raw.mem, options::size_text),
         ("format", &raw.format, options::value_text),
@@ -321,6 +323,7 @@ fn validate_vm(raw: RawVm, index: usize, base: &Path) -> Result<VmSpec, ConfigEr
         ("cpu", &raw.cpu, options::value_text),
         ("restart", &raw.restart, options::value_text),
         ("initrd", &raw.initrd, options::value_text),
+        ("debug-exit", &raw.debug_exit, options::address_text),
     ];
     let mut module_options = Vec::new();
     for (key, value, convert) in fields {
@@ -369,6 +372,7 @@ fn validate_vm(raw: RawVm, index: usize, base: &Path) -> Result<VmSpec, ConfigEr
                 ("entry", raw.entry.is_some()),
                 ("mode", raw.mode.is_some()),
                 ("restart", raw.restart.is_some()),
+                ("debug-exit", raw.debug_exit.is_some()),
                 ("cmdline", raw.cmdline.is_some()),
             ];
             if let Some((key, _)) = present.iter().find(|(_, is_set)| *is_set) {

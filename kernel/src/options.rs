@@ -268,6 +268,10 @@ pub struct ModuleOptions {
     /// `modules=`: the names of the data modules a Multiboot kernel gets,
     /// in order; empty when not given.
     pub modules: Vec<String>,
+    /// `debug-exit=<port>`: an isa-debug-exit device at that port, whose
+    /// write of `v` stops the VM with exit code `(v << 1) | 1` (QEMU's rule,
+    /// for test kernels written for QEMU).
+    pub debug_exit: Option<u16>,
     /// Everything after `--`: the guest's own command line.
     pub guest_cmdline: String,
 }
@@ -300,6 +304,13 @@ pub enum ModuleOptionError {
     /// replacement character) where the bad bytes were, see [`lossy_cmdline`].
     /// Refused as a whole, since no option of such a line can be trusted.
     NotUtf8,
+    /// `debug-exit=` names a port that one of the PC's devices decodes.
+    PortTaken {
+        /// The port given.
+        port: u16,
+        /// The device that decodes it.
+        owner: &'static str,
+    },
 }
 
 impl fmt::Display for ModuleOptionError {
@@ -318,6 +329,11 @@ impl fmt::Display for ModuleOptionError {
             ModuleOptionError::NotUtf8 => f.write_str(
                 "the module's command line is not valid UTF-8 \
                  (each bad byte is shown as \u{FFFD})",
+            ),
+            ModuleOptionError::PortTaken { port, owner } => write!(
+                f,
+                "debug-exit={:#x}: the port belongs to {}; choose a free one (0xf4 is usual)",
+                port, owner
             ),
         }
     }
@@ -355,6 +371,7 @@ impl ModuleOptions {
             initrd: None,
             role: ModuleRole::Vm,
             modules: Vec::new(),
+            debug_exit: None,
             guest_cmdline: guest.to_string(),
         };
         let mut seen: Vec<&'static str> = Vec::new();
@@ -416,6 +433,16 @@ impl ModuleOptions {
                         "linux" => ImageFormat::Linux,
                         _ => return Err(bad("auto|raw|elf|multiboot|linux")),
                     }
+                }
+                "debug-exit" => {
+                    let port = parse_number(value)
+                        .and_then(|port| u16::try_from(port).ok())
+                        .filter(|&port| port != 0)
+                        .ok_or_else(|| bad("an I/O port from 0x1 to 0xffff, like 0xf4"))?;
+                    if let Some(owner) = crate::vmm::platform::pc_port_owner(port) {
+                        return Err(ModuleOptionError::PortTaken { port, owner });
+                    }
+                    options.debug_exit = Some(port);
                 }
                 "load" => {
                     options.load = Some(parse_number(value).ok_or_else(|| bad("an address"))?)
@@ -482,7 +509,6 @@ pub fn not_supported_yet(option: &str) -> Option<&'static str> {
     match option {
         "cpu" => Some("tessera runs every VM on the boot CPU until SMP support comes"),
         "initrd" => Some("Linux guests come with the Linux loader"),
-        "debug-exit" => Some("the debug-exit device comes with the virtual PC"),
         _ => None,
     }
 }
@@ -649,14 +675,49 @@ mod tests {
         assert!(error.to_string().starts_with("cpu= is not supported yet: "));
         // Whatever the value: the option itself is what is missing.
         assert!(ModuleOptions::parse("cpu=lots").is_err());
-        let error = ModuleOptions::parse("debug-exit=0xf4").unwrap_err();
-        assert!(
-            error.to_string().contains("is not supported yet"),
-            "{}",
-            error
-        );
         // After `--` they are the guest's words, not tessera's options.
         assert!(ModuleOptions::parse("mem=1M -- initrd=x cpu=1").is_ok());
+    }
+
+    #[test]
+    fn debug_exit_takes_a_free_port() {
+        assert_eq!(ModuleOptions::parse("mem=1M").unwrap().debug_exit, None);
+        assert_eq!(
+            ModuleOptions::parse("mem=1M debug-exit=0xf4")
+                .unwrap()
+                .debug_exit,
+            Some(0xf4)
+        );
+        assert_eq!(
+            ModuleOptions::parse("debug-exit=0x501").unwrap().debug_exit,
+            Some(0x501)
+        );
+        for bad in ["debug-exit=0", "debug-exit=0x10000", "debug-exit=port"] {
+            let error = ModuleOptions::parse(bad).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    ModuleOptionError::BadValue {
+                        option: "debug-exit",
+                        ..
+                    }
+                ),
+                "{bad}: {error:?}"
+            );
+        }
+        assert_eq!(
+            ModuleOptions::parse("debug-exit=0x3f9")
+                .unwrap_err()
+                .to_string(),
+            "debug-exit=0x3f9: the port belongs to COM1; choose a free one (0xf4 is usual)"
+        );
+        assert_eq!(
+            ModuleOptions::parse("debug-exit=0x70").unwrap_err(),
+            ModuleOptionError::PortTaken {
+                port: 0x70,
+                owner: "the RTC/CMOS"
+            }
+        );
     }
 
     #[test]

@@ -224,6 +224,22 @@ fn option_values_are_judged_by_the_kernels_parser() {
     }
 }
 
+#[test]
+fn debug_exit_becomes_the_module_option_and_needs_a_free_port() {
+    let config = with_option("debug-exit = 0xf4").unwrap();
+    assert_eq!(
+        config.vms[0].kernel_cmdline(),
+        "name=a mem=1M debug-exit=0xf4"
+    );
+    assert_eq!(
+        refusal(with_option("debug-exit = 0x3f8")),
+        "debug-exit=0x3f8: the port belongs to COM1; choose a free one (0xf4 is usual)"
+    );
+    assert!(
+        refusal(with_option("debug-exit = 0x10000")).starts_with("bad value `debug-exit=0x10000`")
+    );
+}
+
 /// Configs that the old host grammar and the kernel's disagreed on.
 #[test]
 fn memory_sizes_follow_the_kernels_grammar() {

@@ -8,7 +8,7 @@ use super::clock::VmClock;
 use crate::devices::bus::{DeviceId, PortBus, UnclaimedAccesses};
 use crate::devices::irq::InterruptLines;
 use crate::devices::serial::{self, Serial16550};
-use crate::devices::{acpi_pm, fw_cfg, i8042, pic, pit, reset, rtc};
+use crate::devices::{acpi_pm, debug_exit, fw_cfg, i8042, pic, pit, reset, rtc};
 use crate::devices::{AccessSize, AnyPortDevice, ConsoleSink, DeviceContext, Timed, VmRequest};
 
 /// How many devices [`Platform::pc`] puts on the port bus (its table is
@@ -23,6 +23,42 @@ pub struct PlatformConfig {
     /// The wall-clock time at the VM's start, in seconds since the Unix
     /// epoch (the host's RTC), which the guest's RTC starts from.
     pub unix_seconds: u64,
+    /// The port of an isa-debug-exit device (`debug-exit=`), if the VM has
+    /// one. [`pc_port_owner`] must have found it free.
+    pub debug_exit: Option<u16>,
+}
+
+/// The ports the PC decodes, and whose they are: the one list that options
+/// checking (`debug-exit=`, in the kernel and the host tool) consults, kept
+/// equal to what [`Platform::pc`] registers by a test that asks the bus
+/// about every port.
+const PC_PORTS: [(u16, u16, &str); 12] = [
+    (serial::COM1_BASE, serial::PORT_COUNT, "COM1"),
+    (pic::MASTER_BASE, 2, "the master 8259A"),
+    (pic::SLAVE_BASE, 2, "the slave 8259A"),
+    (pic::ELCR_BASE, 2, "the 8259A's ELCR"),
+    (pit::PIT_BASE, pit::PORT_COUNT, "the 8254 PIT"),
+    (pit::PORT_B, 1, "port 0x61 (PIT channel 2 gate)"),
+    (rtc::BASE_PORT, rtc::PORT_COUNT, "the RTC/CMOS"),
+    (acpi_pm::PM_BASE, acpi_pm::PORT_COUNT, "the ACPI PM blocks"),
+    (
+        reset::RESET_CONTROL_PORT,
+        reset::PORT_COUNT,
+        "the reset control register",
+    ),
+    (i8042::BASE_PORT, 1, "the i8042 data port"),
+    (i8042::BASE_PORT + 4, 1, "the i8042 command port"),
+    (fw_cfg::SELECTOR_PORT, fw_cfg::PORT_COUNT, "fw_cfg"),
+];
+
+/// Which of the PC's devices decodes `port`, if one does.
+pub fn pc_port_owner(port: u16) -> Option<&'static str> {
+    PC_PORTS
+        .iter()
+        .find(|&&(first, count, _)| {
+            port >= first && u32::from(port) < u32::from(first) + u32::from(count)
+        })
+        .map(|&(_, _, name)| name)
 }
 
 /// What the platform needs of the core after its devices changed.
@@ -57,7 +93,7 @@ impl Platform {
     /// 0x64) and fw_cfg (0x510). Every other port reads as all ones and
     /// ignores writes, as an ISA bus with nothing decoding the address does.
     pub fn pc(config: PlatformConfig) -> Platform {
-        let mut ports = PortBus::with_capacity(DEVICES);
+        let mut ports = PortBus::with_capacity(DEVICES + usize::from(config.debug_exit.is_some()));
         let mut add =
             |first: u16, count: u16, device: AnyPortDevice| match ports.add(first, count, device) {
                 Ok(id) => id,
@@ -117,6 +153,17 @@ impl Platform {
         for (id, first, count) in extra {
             if let Err(error) = ports.add_range(id, first, count) {
                 panic!("the platform's device ranges clash: {}", error);
+            }
+        }
+        if let Some(port) = config.debug_exit {
+            // Options parsing refused a port in PC_PORTS, which lists every
+            // range above, so this cannot clash.
+            if let Err(error) = ports.add(
+                port,
+                debug_exit::PORT_COUNT,
+                AnyPortDevice::DebugExit(debug_exit::DebugExit),
+            ) {
+                panic!("debug-exit={:#x} clashes with the PC: {}", port, error);
             }
         }
         Platform {
@@ -273,6 +320,7 @@ mod tests {
     const CONFIG: PlatformConfig = PlatformConfig {
         ram_bytes: 2 << 20,
         unix_seconds: 1_764_633_600,
+        debug_exit: None,
     };
 
     #[test]
@@ -293,6 +341,41 @@ mod tests {
         // LSR: transmitter empty.
         let (lsr, _) = platform.read_port(0x3fd, AccessSize::Byte, &mut out, &CLOCK, || 7);
         assert_eq!(lsr & 0x60, 0x60);
+    }
+
+    /// PC_PORTS is what pc() registers: the bus claims exactly the ports
+    /// the table names, so a debug-exit port the options accept is free.
+    #[test]
+    fn the_port_table_matches_the_bus() {
+        let platform = Platform::pc(CONFIG);
+        for port in 0..=u16::MAX {
+            assert_eq!(
+                platform.ports.claimant(port).is_some(),
+                pc_port_owner(port).is_some(),
+                "port {port:#x}"
+            );
+        }
+        assert_eq!(pc_port_owner(0x3fd), Some("COM1"));
+        assert_eq!(pc_port_owner(0xf4), None);
+    }
+
+    #[test]
+    fn a_debug_exit_write_stops_the_vm_with_the_shifted_code() {
+        let mut platform = Platform::pc(PlatformConfig {
+            debug_exit: Some(0xf4),
+            ..CONFIG
+        });
+        let mut console = Vec::new();
+        assert_eq!(
+            platform.write_port(0xf4, AccessSize::Byte, 0x10, &mut console, &CLOCK, || 0),
+            Some(VmRequest::Exit(0x21))
+        );
+        // Without the option the port is floating.
+        let mut plain = Platform::pc(CONFIG);
+        assert_eq!(
+            plain.write_port(0xf4, AccessSize::Byte, 0x10, &mut console, &CLOCK, || 0),
+            None
+        );
     }
 }
 
@@ -326,6 +409,7 @@ mod interrupt_tests {
         let mut platform = Platform::pc(PlatformConfig {
             ram_bytes: 2 << 20,
             unix_seconds: 0,
+            debug_exit: None,
         });
         let mut console = Vec::new();
         for (port, value) in [
@@ -420,6 +504,7 @@ mod calibration_tests {
         let mut p = Platform::pc(PlatformConfig {
             ram_bytes: 2 << 20,
             unix_seconds: 0,
+            debug_exit: None,
         });
         let mut c: Vec<u8> = Vec::new();
         let mut out = |p: &mut Platform, port: u16, value: u32, at: u64| {

@@ -203,10 +203,11 @@ fn boot(
     Ok(boot)
 }
 
-fn platform_config(ram_bytes: u64) -> PlatformConfig {
+fn platform_config(ram_bytes: u64, options: &ModuleOptions) -> PlatformConfig {
     PlatformConfig {
         ram_bytes,
         unix_seconds: crate::arch::rtc::unix_seconds(),
+        debug_exit: options.debug_exit,
     }
 }
 
@@ -262,6 +263,7 @@ impl<V: Vcpu> Vm<V> {
             boot.entry
         );
         let console = VmConsole::new(id, &name);
+        let platform = Platform::pc(platform_config(memory, &options));
         Ok(Vm {
             id,
             name,
@@ -273,7 +275,7 @@ impl<V: Vcpu> Vm<V> {
             start,
             state: RunState::Runnable,
             stop: None,
-            platform: Platform::pc(platform_config(memory)),
+            platform,
             clock: VmClock::new(crate::arch::tsc::rdtsc(), tsc_hz),
             console,
             restarts: 0,
@@ -319,7 +321,7 @@ impl<V: Vcpu> Vm<V> {
         self.state = RunState::Runnable;
         self.stop = None;
         self.msrs = VirtualMsrs::default();
-        self.platform = Platform::pc(platform_config(self.ram.size()));
+        self.platform = Platform::pc(platform_config(self.ram.size(), &self.options));
         self.clock = VmClock::new(crate::arch::tsc::rdtsc(), self.clock_hz());
         self.exception_streak = ExceptionStreak::default();
         self.wake_at = None;
