@@ -10,7 +10,7 @@
 //! | module    | pure                                                  | machine                                          |
 //! |-----------|-------------------------------------------------------|--------------------------------------------------|
 //! | `vmm`     | the vCPU seam and exit enum, scheduler, hypercall ABI, delivery-loop rule | VMs, the run loop, exit and hypercall handling, port I/O |
-//! | `rules`   | what an exit's outcome is: CR/EFER/XCR0/MSR/CPUID, I/O decoding, string-I/O addressing | |
+//! | `rules`   | what an exit's outcome is: CR/EFER/XCR0/MSR/CPUID, I/O decoding, string-I/O addressing, MMIO instruction decoding and its ALU flags | |
 //! | `devices` | port/MMIO device traits, the bus, interrupt lines, the 16550A |                                          |
 //! | `firmware` | the guest's ACPI and MP tables, BIOS data area and memory map; the platform's fixed layout (`firmware/layout.rs`) |  |
 //! | `vmx`     | control reconciliation, exit reasons, EPT             | VMXON, VMCS, VmxVcpu and VmxBackend, entry/exit, decoding, XSAVE areas |

@@ -135,6 +135,20 @@ pub mod efer {
 
 /// RFLAGS bits (SDM Vol. 1, 3.4.3).
 pub mod rflags {
+    /// Carry.
+    pub const CF: u64 = 1 << 0;
+    /// Parity: the low byte of the result has an even number of 1 bits.
+    pub const PF: u64 = 1 << 2;
+    /// Auxiliary carry: a carry or borrow out of bit 3.
+    pub const AF: u64 = 1 << 4;
+    /// Zero.
+    pub const ZF: u64 = 1 << 6;
+    /// Sign: the result's most significant bit.
+    pub const SF: u64 = 1 << 7;
+    /// Overflow: the signed result does not fit.
+    pub const OF: u64 = 1 << 11;
+    /// The six status flags arithmetic sets (SDM Vol. 1, 3.4.3.1).
+    pub const STATUS: u64 = CF | PF | AF | ZF | SF | OF;
     /// Trap (single-step).
     pub const TF: u64 = 1 << 8;
     /// Interrupt enable.

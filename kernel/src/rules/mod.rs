@@ -13,6 +13,7 @@ pub mod control_registers;
 pub mod cpuid;
 pub mod efer;
 pub mod io;
+pub mod mmio;
 pub mod msr;
 pub mod xcr0;
 
