@@ -5,13 +5,17 @@
 //! copied or any external program runs. There is one grammar: each VM's module
 //! line goes through the kernel's own option parser
 //! (`tessera_kernel::options::ModuleOptions::parse`) and each image through the
-//! kernel's loader (`tessera_kernel::loader::dry_run`, into guest RAM of `mem=`
-//! bytes), so that the tool refuses exactly what the kernel would refuse at boot,
-//! in the kernel's words. [`crate::options`] only turns TOML values into option
-//! text; this module adds what needs the whole file: unique names and images on
-//! disk. It does not render GRUB syntax.
+//! kernel's loader (`tessera_kernel::loader::dry_run`, or `dry_run_with` and the
+//! data modules for a VM with `modules`, into guest RAM of `mem=` bytes), so
+//! that the tool refuses exactly what the kernel would refuse at boot, in the
+//! kernel's words. [`crate::options`] only turns TOML values into option
+//! text; this module adds what needs the whole file: unique names, images on
+//! disk, and the data modules that a VM's `modules` names (which must be
+//! `role = "data"` entries of the same file, and are loaded with the VM's image
+//! in its dry run). It does not render GRUB syntax.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -48,6 +52,8 @@ struct RawVm {
     cmdline: Option<String>,
     initrd: Option<NumberOrText>,
     restart: Option<NumberOrText>,
+    /// The data modules (`role = "data"` entries) a Multiboot kernel gets, in order.
+    modules: Option<Vec<String>>,
     cpu: Option<NumberOrText>,
     format: Option<NumberOrText>,
     load: Option<NumberOrText>,
@@ -237,6 +243,24 @@ pub enum ConfigError {
         /// Why.
         error: std::io::Error,
     },
+    /// `modules` names an entry that the config does not have.
+    #[error("vm {vm:?}: modules names {module:?}, which is not in this config")]
+    UnknownModule {
+        /// The VM whose `modules` names it.
+        vm: String,
+        /// The name.
+        module: String,
+    },
+    /// `modules` names a VM: only data modules can be handed to a kernel.
+    #[error(
+        "vm {vm:?}: modules names {module:?}, which is a VM, not a data module (role = \"data\")"
+    )]
+    ModuleIsVm {
+        /// The VM whose `modules` names it.
+        vm: String,
+        /// The other VM's name.
+        module: String,
+    },
     /// Two entries share a name.
     #[error("vm {name:?} is defined more than once (names must be unique)")]
     DuplicateName {
@@ -268,24 +292,34 @@ impl Config {
         let (_, warnings) = HypervisorOptions::parse(&hypervisor_cmdline.join(" "));
         let hypervisor_warnings = warnings.iter().map(ToString::to_string).collect();
 
-        let mut vms = Vec::with_capacity(raw.vm.len());
+        let mut entries = Vec::with_capacity(raw.vm.len());
         let mut names = HashSet::new();
         for (index, entry) in raw.vm.into_iter().enumerate() {
-            let vm = validate_vm(entry, index, base)?;
+            let (vm, parsed) = validate_vm(entry, index, base)?;
             if !names.insert(vm.name.clone()) {
                 return Err(ConfigError::DuplicateName { name: vm.name });
             }
-            vms.push(vm);
+            entries.push((vm, parsed));
         }
+        // A VM may name a data module that comes after it (the kernel finds
+        // them the same way), so this waits for the whole file.
+        check_modules(&entries)?;
         Ok(Config {
             hypervisor_cmdline,
             hypervisor_warnings,
-            vms,
+            vms: entries.into_iter().map(|(vm, _)| vm).collect(),
         })
     }
 }
 
-fn validate_vm(raw: RawVm, index: usize, base: &Path) -> Result<VmSpec, ConfigError> {
+/// Checks one entry on its own and returns it with what the kernel's parser
+/// read from its module line. A VM with `modules` has its image loaded later,
+/// by [`check_modules`].
+fn validate_vm(
+    raw: RawVm,
+    index: usize,
+    base: &Path,
+) -> Result<(VmSpec, ModuleOptions), ConfigError> {
     let name = match &raw.name {
         Some(name) => name.clone(),
         // Like the kernel's own default, the image's file name, less its extension
@@ -311,24 +345,27 @@ fn validate_vm(raw: RawVm, index: usize, base: &Path) -> Result<VmSpec, ConfigEr
         let vm = name.clone();
         move |reason: SyntaxError| ConfigError::InvalidOption { vm, key, reason }
     };
-    // In the order of the module line (grubcfg writes them so).
+    // In the order of the module line (grubcfg writes them so). Every value is
+    // converted, but the first bad one in this order is the one reported.
     type Convert = fn(&NumberOrText) -> Result<String, SyntaxError>;
-    let fields: [(&'static str, &Option<NumberOrText>, Convert); 10] = [
-        ("role", &raw.role, options::value_text),
-        ("mem", &raw.mem, options::size_text),
-        ("format", &raw.format, options::value_text),
-        ("load", &raw.load, options::address_text),
-        ("entry", &raw.entry, options::address_text),
-        ("mode", &raw.mode, options::value_text),
-        ("cpu", &raw.cpu, options::value_text),
-        ("restart", &raw.restart, options::value_text),
-        ("initrd", &raw.initrd, options::value_text),
-        ("debug-exit", &raw.debug_exit, options::address_text),
+    let text = |value: &Option<NumberOrText>, convert: Convert| value.as_ref().map(convert);
+    let fields: [(&'static str, Option<Result<String, SyntaxError>>); 11] = [
+        ("role", text(&raw.role, options::value_text)),
+        ("mem", text(&raw.mem, options::size_text)),
+        ("format", text(&raw.format, options::value_text)),
+        ("load", text(&raw.load, options::address_text)),
+        ("entry", text(&raw.entry, options::address_text)),
+        ("mode", text(&raw.mode, options::value_text)),
+        ("cpu", text(&raw.cpu, options::value_text)),
+        ("restart", text(&raw.restart, options::value_text)),
+        ("modules", raw.modules.as_deref().map(options::list_text)),
+        ("initrd", text(&raw.initrd, options::value_text)),
+        ("debug-exit", text(&raw.debug_exit, options::address_text)),
     ];
     let mut module_options = Vec::new();
-    for (key, value, convert) in fields {
+    for (key, value) in fields {
         if let Some(value) = value {
-            module_options.push((key, convert(value).map_err(invalid(key))?));
+            module_options.push((key, value.map_err(invalid(key))?));
         }
     }
     let cmdline = raw
@@ -373,6 +410,7 @@ fn validate_vm(raw: RawVm, index: usize, base: &Path) -> Result<VmSpec, ConfigEr
                 ("mode", raw.mode.is_some()),
                 ("restart", raw.restart.is_some()),
                 ("debug-exit", raw.debug_exit.is_some()),
+                ("modules", raw.modules.is_some()),
                 ("cmdline", raw.cmdline.is_some()),
             ];
             if let Some((key, _)) = present.iter().find(|(_, is_set)| *is_set) {
@@ -382,7 +420,7 @@ fn validate_vm(raw: RawVm, index: usize, base: &Path) -> Result<VmSpec, ConfigEr
         ModuleRole::Vm => {}
     }
     check_image(&spec, &parsed)?;
-    Ok(spec)
+    Ok((spec, parsed))
 }
 
 /// The image must be a non-empty file, and a VM's image must load into its
@@ -407,23 +445,108 @@ fn check_image(spec: &VmSpec, parsed: &ModuleOptions) -> Result<(), ConfigError>
             path: path.clone(),
         });
     }
-    let refused = |error: loader::LoadError| ConfigError::ImageRefused {
-        vm: vm(),
-        path: path.clone(),
-        reason: error.to_string(),
-    };
     match (parsed.role, parsed.mem) {
+        // It loads with its data modules, which may come later in the file:
+        // check_modules runs the dry run once every entry is known.
+        (ModuleRole::Vm, Some(_)) if !parsed.modules.is_empty() => {}
         (ModuleRole::Vm, Some(ram)) => {
-            let image = std::fs::read(path).map_err(|error| ConfigError::ImageUnreadable {
-                vm: vm(),
-                path: path.clone(),
-                error,
-            })?;
-            loader::dry_run(&image, parsed, ram).map_err(refused)?;
+            let image = read_image(spec)?;
+            loader::dry_run(&image, parsed, ram).map_err(|error| refused(spec, error))?;
         }
         // GRUB loads an empty data module, but nobody can use it.
-        _ if metadata.len() == 0 => return Err(refused(loader::LoadError::EmptyImage)),
+        _ if metadata.len() == 0 => return Err(refused(spec, loader::LoadError::EmptyImage)),
         _ => {}
+    }
+    Ok(())
+}
+
+/// The bytes of an entry's image (whose metadata [`check_image`] has checked).
+fn read_image(spec: &VmSpec) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(&spec.image).map_err(|error| ConfigError::ImageUnreadable {
+        vm: spec.name.clone(),
+        path: spec.image.clone(),
+        error,
+    })
+}
+
+/// The kernel's loader refused the entry's image.
+fn refused(spec: &VmSpec, error: loader::LoadError) -> ConfigError {
+    ConfigError::ImageRefused {
+        vm: spec.name.clone(),
+        path: spec.image.clone(),
+        reason: error.to_string(),
+    }
+}
+
+/// A data module's bytes and the string its kernel is given with it.
+struct DataContents {
+    bytes: Vec<u8>,
+    cmdline: String,
+}
+
+/// What `modules` needs from the whole file: each name must be a `role =
+/// "data"` entry of this config, and the VM's image must load with those
+/// modules into its `mem=` as the kernel's loader will load it — so a module
+/// too large for the VM is refused in the kernel's words.
+fn check_modules(entries: &[(VmSpec, ModuleOptions)]) -> Result<(), ConfigError> {
+    let by_name: HashMap<&str, &VmSpec> = entries
+        .iter()
+        .map(|(spec, _)| (spec.name.as_str(), spec))
+        .collect();
+    // Each data module is read once, however many VMs name it.
+    let mut contents: HashMap<&str, DataContents> = HashMap::new();
+    for (spec, parsed) in entries {
+        let Some(ram) = parsed.mem.filter(|_| !parsed.modules.is_empty()) else {
+            continue;
+        };
+        for module in &parsed.modules {
+            let data = match by_name.get(module.as_str()) {
+                None => {
+                    return Err(ConfigError::UnknownModule {
+                        vm: spec.name.clone(),
+                        module: module.clone(),
+                    })
+                }
+                Some(data) if data.role != ModuleRole::Data => {
+                    return Err(ConfigError::ModuleIsVm {
+                        vm: spec.name.clone(),
+                        module: module.clone(),
+                    })
+                }
+                Some(data) => data,
+            };
+            if let Entry::Vacant(slot) = contents.entry(data.name.as_str()) {
+                slot.insert(DataContents {
+                    bytes: read_image(data)?,
+                    // What the kernel hands over with a data module is the
+                    // text after `--` on its module line (kernel/src/vmm/run.rs),
+                    // which a config cannot set for role = "data" today.
+                    cmdline: data.cmdline.join(" "),
+                });
+            }
+        }
+        // Every name was read above; a name missing here would reach the
+        // loader, which refuses it as ModuleNotFound rather than panicking.
+        let modules: Vec<loader::DataModule> = parsed
+            .modules
+            .iter()
+            .filter_map(|name| {
+                contents.get(name.as_str()).map(|data| loader::DataModule {
+                    name,
+                    bytes: &data.bytes,
+                    cmdline: &data.cmdline,
+                })
+            })
+            .collect();
+        // As for the other VMs' dry run: a PC's memory map and no RSDP (the
+        // firmware tables the kernel adds at boot are not modelled here).
+        let inputs = loader::BootInputs {
+            modules: &modules,
+            memory_map: None,
+            rsdp: None,
+        };
+        let image = read_image(spec)?;
+        loader::dry_run_with(&image, parsed, &inputs, ram).map_err(|error| refused(spec, error))?;
     }
     Ok(())
 }

@@ -111,6 +111,25 @@ pub fn value_text(value: &NumberOrText) -> Result<String, SyntaxError> {
     }
 }
 
+/// A list of names from TOML (`modules = ["initfs", "font"]`) as option text:
+/// the names joined by commas. Each must be a plain GRUB word without a comma
+/// of its own (a comma inside one name would silently make it two); whether it
+/// is a good name is the kernel's parser's call. An empty list is refused
+/// rather than dropped: the key was written, so something was meant.
+pub fn list_text(values: &[String]) -> Result<String, SyntaxError> {
+    if values.is_empty() {
+        return err("the list is empty (leave the key out for none)");
+    }
+    for value in values {
+        plain_token(value)
+            .map_err(|SyntaxError(reason)| SyntaxError(format!("{value:?}: {reason}")))?;
+        if value.contains(',') {
+            return err(format!("{value:?}: a name cannot contain ','"));
+        }
+    }
+    Ok(values.join(","))
+}
+
 /// Splits a command line into words for a GRUB line.
 ///
 /// GRUB re-joins the words with single spaces, and it backslash-escapes quotes and
@@ -175,6 +194,19 @@ mod tests {
             "", "a b", "a;b", "a\"b", "a'b", "$x", "{x}", "a|b", "a&b", "#x", "a\\b", "a\nb",
         ] {
             assert!(plain_token(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn lists_become_comma_separated_names() {
+        let list = |names: &[&str]| -> Vec<String> { names.iter().map(|&n| n.into()).collect() };
+        assert_eq!(
+            list_text(&list(&["initfs", "font"])),
+            Ok("initfs,font".into())
+        );
+        assert_eq!(list_text(&list(&["one"])), Ok("one".into()));
+        for bad in [&[][..], &["a b"], &["a,b"], &[""], &["ok", "x;y"]] {
+            assert!(list_text(&list(bad)).is_err(), "{bad:?} was accepted");
         }
     }
 

@@ -416,3 +416,202 @@ fn image_extensions() {
     assert_eq!(image_extension(Path::new(".hidden")), "");
     assert_eq!(image_extension(Path::new("a.b c")), "");
 }
+
+/// A Multiboot (1) kernel of one page that loads at 1 MiB: the header at file
+/// offset 0x40 with the a.out addresses (flag 16), so no ELF is needed.
+fn multiboot_kernel() -> Vec<u8> {
+    const MAGIC: u32 = 0x1bad_b002;
+    const FLAGS: u32 = 1 << 16 | 0b11; // a.out addresses, page-aligned modules, memory info
+    const LOAD: u32 = 0x10_0000;
+    let checksum = 0u32.wrapping_sub(MAGIC).wrapping_sub(FLAGS);
+    // header_addr, load_addr, load_end_addr (0: the file's end),
+    // bss_end_addr (0: none), entry_addr.
+    let fields = [MAGIC, FLAGS, checksum, LOAD + 0x40, LOAD, 0, 0, LOAD + 0x80];
+    let mut image = vec![0xf4; 0x1000];
+    for (index, field) in fields.iter().enumerate() {
+        let at = 0x40 + 4 * index;
+        image[at..at + 4].copy_from_slice(&field.to_le_bytes());
+    }
+    image
+}
+
+/// A directory with `mb.bin` (a Multiboot kernel), `counter.bin` (a raw VM)
+/// and the data modules `initfs.cpio` and `font.psf` (one byte each).
+fn with_modules() -> tempfile::TempDir {
+    let dir = images(&["counter.bin", "initfs.cpio", "font.psf"]);
+    std::fs::write(dir.path().join("mb.bin"), multiboot_kernel()).unwrap();
+    dir
+}
+
+/// The data entries `initfs` and `font`, the raw VM `counter`, and the
+/// Multiboot VM `mbkernel` with `modules` set to `list` (TOML) and `mem`.
+fn modules_config(list: &str, mem: &str) -> String {
+    format!(
+        "[[vm]]\nname = \"mbkernel\"\nimage = \"mb.bin\"\nmem = \"{mem}\"\n\
+         restart = \"never\"\nmodules = {list}\ncmdline = \"console=ttyS0\"\n\
+         [[vm]]\nname = \"counter\"\nimage = \"counter.bin\"\nmem = \"1M\"\n\
+         [[vm]]\nname = \"initfs\"\nimage = \"initfs.cpio\"\nrole = \"data\"\n\
+         [[vm]]\nname = \"font\"\nimage = \"font.psf\"\nrole = \"data\"\n"
+    )
+}
+
+#[test]
+fn modules_go_on_the_module_line_in_order() {
+    let dir = with_modules();
+    // The data modules come after the VM that names them, as the kernel allows.
+    let config = parse(&dir, &modules_config(r#"["initfs", "font"]"#, "4M")).unwrap();
+    assert_eq!(
+        config.vms[0].kernel_cmdline(),
+        "name=mbkernel mem=4M restart=never modules=initfs,font -- console=ttyS0"
+    );
+    let config = parse(&dir, &modules_config(r#"["font", "initfs"]"#, "4M")).unwrap();
+    assert!(
+        config.vms[0]
+            .kernel_cmdline()
+            .contains(" modules=font,initfs "),
+        "{}",
+        config.vms[0].kernel_cmdline()
+    );
+}
+
+#[test]
+fn grub_cfg_hands_the_modules_to_the_kernel() {
+    let dir = with_modules();
+    let config = parse(&dir, &modules_config(r#"["initfs", "font"]"#, "4M")).unwrap();
+    let cfg = crate::grubcfg::render(crate::grubcfg::TEMPLATE, &config).unwrap();
+    assert!(
+        cfg.contains(
+            "module2 /guests/mbkernel.bin name=mbkernel mem=4M restart=never \
+             modules=initfs,font -- console=ttyS0\n"
+        ),
+        "{cfg}"
+    );
+    assert!(
+        cfg.contains("module2 /guests/initfs.cpio name=initfs role=data\n"),
+        "{cfg}"
+    );
+}
+
+#[test]
+fn modules_must_name_data_entries_of_the_config() {
+    let dir = with_modules();
+    let error = parse(&dir, &modules_config(r#"["initfs", "fonts"]"#, "4M")).unwrap_err();
+    assert!(
+        matches!(&error, ConfigError::UnknownModule { vm, module } if vm == "mbkernel" && module == "fonts"),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "vm \"mbkernel\": modules names \"fonts\", which is not in this config"
+    );
+
+    let error = parse(&dir, &modules_config(r#"["counter"]"#, "4M")).unwrap_err();
+    assert!(
+        matches!(&error, ConfigError::ModuleIsVm { vm, module } if vm == "mbkernel" && module == "counter"),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "vm \"mbkernel\": modules names \"counter\", which is a VM, not a data module \
+         (role = \"data\")"
+    );
+    // Itself included.
+    let error = parse(&dir, &modules_config(r#"["mbkernel"]"#, "4M")).unwrap_err();
+    assert!(matches!(error, ConfigError::ModuleIsVm { .. }), "{error:?}");
+}
+
+#[test]
+fn an_empty_or_malformed_modules_list_is_refused() {
+    let dir = with_modules();
+    let error = parse(&dir, &modules_config("[]", "4M")).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            ConfigError::InvalidOption { vm, key: "modules", .. } if vm == "mbkernel"
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("vm \"mbkernel\": modules: the list is empty"),
+        "{error}"
+    );
+    for bad in [r#"["init fs"]"#, r#"["initfs,font"]"#] {
+        let error = parse(&dir, &modules_config(bad, "4M")).unwrap_err();
+        assert!(
+            matches!(error, ConfigError::InvalidOption { key: "modules", .. }),
+            "{bad}: {error:?}"
+        );
+    }
+    // GRUB-safe, but not a name the kernel's parser accepts.
+    let error = parse(&dir, &modules_config(r#"["a/b"]"#, "4M")).unwrap_err();
+    assert!(
+        matches!(error, ConfigError::Refused { .. })
+            && error.to_string().contains("bad value `modules=a/b`"),
+        "{error}"
+    );
+    let error = parse(&dir, &modules_config(r#""initfs""#, "4M")).unwrap_err();
+    assert!(matches!(error, ConfigError::Parse { .. }), "{error:?}");
+}
+
+#[test]
+fn a_data_entry_takes_no_modules() {
+    let dir = with_modules();
+    let error = parse(
+        &dir,
+        "[[vm]]\nname = \"font\"\nimage = \"font.psf\"\nrole = \"data\"\n\
+         [[vm]]\nname = \"initfs\"\nimage = \"initfs.cpio\"\nrole = \"data\"\n\
+         modules = [\"font\"]\n",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, ConfigError::NotForData { vm, key: "modules" } if vm == "initfs"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn modules_are_loaded_with_the_kernel_as_the_kernel_would() {
+    let dir = with_modules();
+    // 3 MiB of initfs fits beside the kernel in 8 MiB, not in 4 MiB.
+    std::fs::write(dir.path().join("initfs.cpio"), vec![0; 3 << 20]).unwrap();
+    assert!(parse(&dir, &modules_config(r#"["initfs", "font"]"#, "8M")).is_ok());
+    let error = parse(&dir, &modules_config(r#"["initfs", "font"]"#, "4M")).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(&error, ConfigError::ImageRefused { vm, .. } if vm == "mbkernel")
+            && message.contains("module 0x101000..0x401000 does not fit in 4 MiB of guest RAM")
+            && message.contains("mb.bin"),
+        "{message}"
+    );
+    // The next module is placed after it, and it is the one that no longer fits.
+    std::fs::write(dir.path().join("initfs.cpio"), vec![0; (3 << 20) - 0x2000]).unwrap();
+    std::fs::write(dir.path().join("font.psf"), vec![0; 0x2000]).unwrap();
+    let error = parse(&dir, &modules_config(r#"["initfs", "font"]"#, "4M")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("module 0x3ff000..0x401000 does not fit in 4 MiB of guest RAM"),
+        "{error}"
+    );
+}
+
+#[test]
+fn modules_need_a_multiboot_kernel() {
+    let dir = with_modules();
+    let error = parse(
+        &dir,
+        "[[vm]]\nname = \"counter\"\nimage = \"counter.bin\"\nmem = \"1M\"\n\
+         modules = [\"initfs\"]\n\
+         [[vm]]\nname = \"initfs\"\nimage = \"initfs.cpio\"\nrole = \"data\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, ConfigError::ImageRefused { .. })
+            && error
+                .to_string()
+                .contains("modules= is for Multiboot kernels"),
+        "{error}"
+    );
+}
