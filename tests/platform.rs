@@ -4,7 +4,8 @@
 //! RTC's date and fw_cfg, and stops through isa-debug-exit — beside the spinner, which never exits on its own,
 //! so timer interrupts must wake it on time while another VM holds the CPU.
 //! `guest-blobs/mbtest` is a Multiboot1 kernel that checks what the loader
-//! hands it and powers off through ACPI.
+//! hands it and powers off through ACPI; `guest-blobs/mb2test`, in the same
+//! boot, is a Multiboot2 kernel that checks its tags and a data module.
 
 mod common;
 
@@ -45,7 +46,7 @@ fn a_small_kernel_gets_timer_interrupts_beside_a_busy_vm() {
 /// map) checked from the inside, and an ACPI power-off (PM1a control,
 /// SLP_TYP 5 with SLP_EN) that the summary reports as "powered off".
 #[test]
-fn a_multiboot_kernel_boots_and_powers_its_pc_off() {
+fn multiboot_kernels_boot_with_their_information_and_modules() {
     let iso = iso_from_config(&root().join("guest-blobs/mbtest.toml"), "mbtest.iso");
     let (lines, clean, stderr) = boot_in_bochs(&iso, "mbtest");
     let mut c = Checks::new(&lines);
@@ -62,6 +63,27 @@ fn a_multiboot_kernel_boots_and_powers_its_pc_off() {
     c.has(&["mbtest: all passed; powering off"]);
     c.has(&["[INFO ] vm mbtest: powered off"]);
     c.summary("mbtest", "off", "powered off");
+    // mb2test, in the same boot: a Multiboot2 kernel with a data module.
+    c.has(&["[INFO ] vm mb2test: Multiboot2 kernel image"]);
+    for probe in [
+        "multiboot2-magic-in-eax",
+        "cmdline-tag",
+        "basic-meminfo-tag-639",
+        "mmap-tag-ram-at-1m",
+        "acpi-rsdp-tag",
+        "module-tag-bytes",
+    ] {
+        c.has(&[&format!("mb2test: PASS {probe}")]);
+    }
+    c.check(
+        !lines
+            .iter()
+            .any(|l| l.contains("mbtest: FAIL") || l.contains("mb2test: FAIL")),
+        "a Multiboot probe failed",
+    );
+    c.has(&["mb2test: all passed; exiting through debug-exit"]);
+    // 0x10 written to the debug-exit port: (0x10 << 1) | 1.
+    c.summary("mb2test", "exited", "exit code 33");
     c.summary("counter", "exited", "exit code 0");
     c.finish(&stderr);
 }
