@@ -23,6 +23,8 @@
 //! the device.
 
 mod alu;
+#[cfg(test)]
+mod iced_tests;
 mod operation;
 #[cfg(test)]
 mod tests;

@@ -49,9 +49,10 @@ const fn imm(value: u64) -> Source {
     Source::Immediate(value)
 }
 
-/// (mode, bytes, operation, what the assembler calls it).
+/// (mode, bytes, operation, what the assembler calls it). `iced_tests.rs`
+/// decodes each with iced-x86 too.
 #[rustfmt::skip]
-const ACCEPTED: &[(CodeMode, &[u8], MmioOperation, &str)] = &[
+pub(super) const ACCEPTED: &[(CodeMode, &[u8], MmioOperation, &str)] = &[
     (Long64, &[0x8b, 0x04, 0x25, 0x20, 0x00, 0xe0, 0xfe], load(0, 4), "mov eax,[0xfee00020]"),
     (Long64, &[0xc7, 0x05, 0xf0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00], MmioOperation::StoreImmediate { value: 0x10000, size: 4 }, "mov dword [rip+0xf0],0x10000"),
     (Long64, &[0x89, 0x90, 0xb0, 0x00, 0x00, 0x00], store(reg(2), 4), "mov [rax+0xb0],edx"),
@@ -132,30 +133,35 @@ fn refusal(bytes: &[u8], mode: CodeMode) -> DecodeError {
     }
 }
 
+/// Forms the decoder refuses as unsupported, with what the assembler calls
+/// them; `iced_tests.rs` checks that iced-x86 agrees none is a supported form.
+#[rustfmt::skip]
+pub(super) const REFUSED: &[(CodeMode, &[u8], &str)] = &[
+    (Long64, &[0xf3, 0xa5], "rep movsd"),
+    (Long64, &[0xa5], "movsd"),
+    (Long64, &[0xab], "stosd"),
+    (Long64, &[0xc5, 0xf9, 0x6f, 0x00], "vmovdqa xmm0,[rax]"),
+    (Long64, &[0xc4, 0xe2, 0x79, 0x18, 0x00], "vbroadcastss xmm0,[rax]"),
+    (Long64, &[0x62, 0xf1, 0x7c, 0x48, 0x10, 0x00], "vmovups zmm0,[rax]"),
+    (Long64, &[0x11, 0x00], "adc [rax],eax"),
+    (Long64, &[0x83, 0x18, 0x01], "sbb dword [rax],1"),
+    (Long64, &[0x03, 0x00], "add eax,[rax]"),
+    (Long64, &[0x0b, 0x00], "or eax,[rax]"),
+    (Long64, &[0xf0, 0x8b, 0x00], "lock mov (#UD)"),
+    (Long64, &[0xf0, 0x39, 0x00], "lock cmp (#UD)"),
+    (Long64, &[0x0f, 0xa3, 0x00], "bt [rax],eax"),
+    (Long64, &[0x0f, 0xba, 0x00, 0x01], "0f ba /0"),
+    (Long64, &[0xc7, 0x48, 0x00, 0, 0, 0, 0], "c7 /1"),
+    (Long64, &[0xf7, 0x18], "neg dword [rax]"),
+    (Long64, &[0x0f, 0x10, 0x00], "movups xmm0,[rax]"),
+    (Long64, &[0xd9, 0x00], "fld dword [rax]"),
+    (Protected32, &[0x63, 0x00], "arpl [eax],ax"),
+    (Protected32, &[0x40, 0x8b, 0x00], "inc eax; (not a REX)"),
+];
+
 #[test]
 fn unsupported_forms_are_refused_with_their_bytes() {
-    for (mode, bytes) in [
-        (Long64, &[0xf3, 0xa5][..]),                     // rep movsd
-        (Long64, &[0xa5]),                               // movsd
-        (Long64, &[0xab]),                               // stosd
-        (Long64, &[0xc5, 0xf9, 0x6f, 0x00]),             // vmovdqa xmm0,[rax]
-        (Long64, &[0xc4, 0xe2, 0x79, 0x18, 0x00]),       // vbroadcastss xmm0,[rax]
-        (Long64, &[0x62, 0xf1, 0x7c, 0x48, 0x10, 0x00]), // vmovups zmm0,[rax]
-        (Long64, &[0x11, 0x00]),                         // adc [rax],eax
-        (Long64, &[0x83, 0x18, 0x01]),                   // sbb dword [rax],1
-        (Long64, &[0x03, 0x00]),                         // add eax,[rax]
-        (Long64, &[0x0b, 0x00]),                         // or eax,[rax]
-        (Long64, &[0xf0, 0x8b, 0x00]),                   // lock mov (#UD)
-        (Long64, &[0xf0, 0x39, 0x00]),                   // lock cmp (#UD)
-        (Long64, &[0x0f, 0xa3, 0x00]),                   // bt [rax],eax
-        (Long64, &[0x0f, 0xba, 0x00, 0x01]),             // 0f ba /0
-        (Long64, &[0xc7, 0x48, 0x00, 0, 0, 0, 0]),       // c7 /1
-        (Long64, &[0xf7, 0x18]),                         // neg dword [rax]
-        (Long64, &[0x0f, 0x10, 0x00]),                   // movups xmm0,[rax]
-        (Long64, &[0xd9, 0x00]),                         // fld dword [rax]
-        (Protected32, &[0x63, 0x00]),                    // arpl [eax],ax
-        (Protected32, &[0x40, 0x8b, 0x00]),              // inc eax; (not a REX)
-    ] {
+    for &(mode, bytes, _) in REFUSED {
         let error = refusal(bytes, mode);
         let DecodeError::Unsupported {
             bytes: given,
@@ -260,7 +266,7 @@ fn loads_write_the_register_as_the_sdm_says() {
 }
 
 /// xorshift64 (Marsaglia 2003): deterministic, no dependency.
-fn next_random(state: &mut u64) -> u64 {
+pub(super) fn next_random(state: &mut u64) -> u64 {
     *state ^= *state << 13;
     *state ^= *state >> 7;
     *state ^= *state << 17;
@@ -286,20 +292,22 @@ fn check_consistent(bytes: &[u8], mode: CodeMode) {
     );
 }
 
-#[test]
-fn random_bytes_never_panic() {
+/// The fuzz inputs, deterministic: random byte strings of 0–20 bytes, then
+/// the real encodings with one byte changed and random bytes after them
+/// (these reach the accepted paths more often). `iced_tests.rs` checks every
+/// input the decoder accepts against iced-x86.
+pub(super) fn fuzz_inputs(rounds: usize, mut visit: impl FnMut(&[u8], CodeMode)) {
     let mut state = 0x2545_f491_4f6c_dd1d;
     let modes = [Long64, Protected32, Real16];
     let mut bytes = [0u8; 20];
-    for round in 0..50_000 {
+    for round in 0..rounds {
         for byte in bytes.iter_mut() {
             *byte = next_random(&mut state) as u8;
         }
         let length = (next_random(&mut state) % 21) as usize;
-        check_consistent(&bytes[..length], modes[round % 3]);
+        visit(&bytes[..length], modes[round % 3]);
     }
-    // Mutations of the real encodings reach the accepted paths more often.
-    for round in 0..50_000 {
+    for round in 0..rounds {
         let (_, original, _, _) = ACCEPTED[round % ACCEPTED.len()];
         let mut mutated = [0u8; MAX_INSTRUCTION_LENGTH];
         for byte in mutated.iter_mut() {
@@ -308,6 +316,14 @@ fn random_bytes_never_panic() {
         mutated[..original.len()].copy_from_slice(original);
         let position = (next_random(&mut state) as usize) % original.len();
         mutated[position] = next_random(&mut state) as u8;
-        check_consistent(&mutated, modes[(round / ACCEPTED.len()) % 3]);
+        visit(&mutated, modes[(round / ACCEPTED.len()) % 3]);
     }
+}
+
+/// Rounds of each half of [`fuzz_inputs`].
+pub(super) const FUZZ_ROUNDS: usize = 50_000;
+
+#[test]
+fn random_bytes_never_panic() {
+    fuzz_inputs(FUZZ_ROUNDS, check_consistent);
 }
