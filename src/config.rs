@@ -5,8 +5,9 @@
 //! copied or any external program runs. There is one grammar: each VM's module
 //! line goes through the kernel's own option parser
 //! (`tessera_kernel::options::ModuleOptions::parse`) and each image through the
-//! kernel's loader (`tessera_kernel::loader::dry_run`, or `dry_run_with` and the
-//! data modules for a VM with `modules`, into guest RAM of `mem=` bytes), so
+//! kernel's boot path without its bytes (`tessera_kernel::vmm::boot::dry_run`:
+//! the firmware tables, then the loader with the data modules a VM's `modules`
+//! names, into guest RAM of `mem=` bytes), so
 //! that the tool refuses exactly what the kernel would refuse at boot, in the
 //! kernel's words. [`crate::options`] only turns TOML values into option
 //! text; this module adds what needs the whole file: unique names, images on
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use tessera_kernel::loader;
 use tessera_kernel::options::{HypervisorOptions, ModuleOptions, ModuleRole};
+use tessera_kernel::vmm::boot;
 
 use crate::options::{self, NumberOrText, SyntaxError};
 
@@ -451,7 +453,7 @@ fn check_image(spec: &VmSpec, parsed: &ModuleOptions) -> Result<(), ConfigError>
         (ModuleRole::Vm, Some(_)) if !parsed.modules.is_empty() => {}
         (ModuleRole::Vm, Some(ram)) => {
             let image = read_image(spec)?;
-            loader::dry_run(&image, parsed, ram).map_err(|error| refused(spec, error))?;
+            boot::dry_run(&image, parsed, &[], ram).map_err(|error| refused(spec, error))?;
         }
         // GRUB loads an empty data module, but nobody can use it.
         _ if metadata.len() == 0 => return Err(refused(spec, loader::LoadError::EmptyImage)),
@@ -469,8 +471,9 @@ fn read_image(spec: &VmSpec) -> Result<Vec<u8>, ConfigError> {
     })
 }
 
-/// The kernel's loader refused the entry's image.
-fn refused(spec: &VmSpec, error: loader::LoadError) -> ConfigError {
+/// The kernel's loader refused the entry's image (or the firmware tables
+/// would not survive it).
+fn refused(spec: &VmSpec, error: impl std::fmt::Display) -> ConfigError {
     ConfigError::ImageRefused {
         vm: spec.name.clone(),
         path: spec.image.clone(),
@@ -538,15 +541,9 @@ fn check_modules(entries: &[(VmSpec, ModuleOptions)]) -> Result<(), ConfigError>
                 })
             })
             .collect();
-        // As for the other VMs' dry run: a PC's memory map and no RSDP (the
-        // firmware tables the kernel adds at boot are not modelled here).
-        let inputs = loader::BootInputs {
-            modules: &modules,
-            memory_map: None,
-            rsdp: None,
-        };
+        // With the firmware tables, memory map and RSDP the kernel gives it.
         let image = read_image(spec)?;
-        loader::dry_run_with(&image, parsed, &inputs, ram).map_err(|error| refused(spec, error))?;
+        boot::dry_run(&image, parsed, &modules, ram).map_err(|error| refused(spec, error))?;
     }
     Ok(())
 }

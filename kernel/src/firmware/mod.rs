@@ -27,7 +27,7 @@ pub mod layout;
 pub mod memory_map;
 pub mod mptable;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
@@ -77,6 +77,9 @@ pub const BDA_BASE_MEMORY_KIB: u64 = 0x413;
 pub struct FirmwareInfo {
     /// The RSDP (for Multiboot2's ACPI tag and Linux's `acpi_rsdp_addr`).
     pub rsdp: u64,
+    /// The RSDP's bytes, as written at `rsdp` (Multiboot2's ACPI tag is a
+    /// copy of them).
+    pub rsdp_bytes: [u8; acpi::RSDP_LENGTH],
     /// The MP floating pointer structure.
     pub mp_floating_pointer: u64,
     /// The MP configuration table.
@@ -176,8 +179,12 @@ pub fn install(
         &((EBDA.start >> 10) as u16).to_le_bytes(),
     );
 
+    let rsdp_offset = (acpi.rsdp - acpi.base) as usize;
+    let mut rsdp_bytes = [0; acpi::RSDP_LENGTH];
+    rsdp_bytes.copy_from_slice(&acpi.bytes[rsdp_offset..rsdp_offset + acpi::RSDP_LENGTH]);
     Ok(FirmwareInfo {
         rsdp: acpi.rsdp,
+        rsdp_bytes,
         mp_floating_pointer: mp.floating_pointer,
         mp_config_table: mp.config_table,
         reserved: [EBDA, ACPI_NVS, ACPI_TABLES],

@@ -23,7 +23,7 @@ mod multiboot;
 #[cfg(test)]
 mod robustness_tests;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -5,6 +5,7 @@
 //! delivery-loop rule. Machine parts (bare metal only): the VMs
 //! built from the boot modules, the loop that runs them, exit handling.
 
+pub mod boot;
 pub mod clock;
 pub mod delivery_loop;
 pub mod exit;

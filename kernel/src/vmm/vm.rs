@@ -6,8 +6,7 @@ use super::guest_memory::GuestRam;
 use super::vcpu::{StartState, Vcpu};
 use crate::console::line_buffer::LineBuffer;
 use crate::devices::ConsoleSink;
-use crate::firmware::{self, layout::PlatformLayout};
-use crate::loader::{self, BootInputs, BootState, DataModule};
+use crate::loader::{BootState, DataModule};
 use crate::mm::phys::PhysRange;
 use crate::options::{ModuleOptions, RestartPolicy};
 use crate::rules::msr::VirtualMsrs;
@@ -155,52 +154,15 @@ pub struct Vm<V: Vcpu> {
     pub msrs: VirtualMsrs,
 }
 
-/// Puts the PC's firmware into the VM's RAM — ACPI and MP tables, the BIOS
-/// data area — then loads the image with the firmware's memory map and
-/// RSDP (what Multiboot kernels are handed). An image that would overwrite
-/// the tables is refused. A VM with less than 1 MiB of RAM has no room for
-/// the tables and gets none.
+/// The VM's RAM prepared as `vmm::boot` says; the kernel reports a refusal
+/// as text.
 fn boot(
     image: &[u8],
     options: &ModuleOptions,
     data_modules: &[DataModule<'static>],
     ram: &mut GuestRam,
 ) -> Result<BootState, String> {
-    let layout = PlatformLayout::DEFAULT;
-    let installed = firmware::install(ram, &layout, 1).ok();
-    let map: Vec<loader::MemoryRegion> = firmware::memory_map::memory_map(&layout, ram.size(), 0)
-        .iter()
-        .map(|region| loader::MemoryRegion {
-            start: region.start,
-            length: region.length,
-            kind: region.kind.code(),
-        })
-        .collect();
-    let rsdp: Option<[u8; 36]> = installed
-        .as_ref()
-        .filter(|info| crate::vmm::hypercall::guest_range(info.rsdp, 36, ram.size()).is_some())
-        .map(|info| ram.read_array(info.rsdp));
-    let inputs = BootInputs {
-        modules: data_modules,
-        memory_map: installed.as_ref().map(|_| &map[..]),
-        rsdp: rsdp.as_ref().map(|bytes| &bytes[..]),
-    };
-    let boot =
-        loader::load_with(image, options, &inputs, ram).map_err(|error| format!("{}", error))?;
-    if let Some(info) = &installed {
-        for &(start, length) in &boot.loaded {
-            if let Some(region) = info.conflict(start, length) {
-                return Err(format!(
-                    "segment {:#x}..{:#x} overlaps the firmware tables at {:#x}..{:#x}",
-                    start,
-                    start + length,
-                    region.start,
-                    region.start + region.length
-                ));
-            }
-        }
-    }
-    Ok(boot)
+    super::boot::boot(image, options, data_modules, ram).map_err(|error| format!("{}", error))
 }
 
 fn platform_config(ram_bytes: u64, options: &ModuleOptions) -> PlatformConfig {
