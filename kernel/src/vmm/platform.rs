@@ -4,12 +4,19 @@
 //! VM's time and the guest's accesses, and asks it which interrupt, if any,
 //! the vCPU should take next.
 
+mod apic;
+
+pub use apic::Apics;
+
 use super::clock::VmClock;
 use crate::devices::bus::{DeviceId, PortBus, UnclaimedAccesses};
 use crate::devices::irq::InterruptLines;
+use crate::devices::lapic::{ApicError, Lapic, LapicConfig};
 use crate::devices::serial::{self, Serial16550};
+use crate::devices::MmioSize;
 use crate::devices::{acpi_pm, debug_exit, fw_cfg, i8042, pic, pit, reset, rtc};
 use crate::devices::{AccessSize, AnyPortDevice, ConsoleSink, DeviceContext, Timed, VmRequest};
+use crate::firmware::layout::{APIC_WINDOW_SIZE, IOAPIC_BASE, LAPIC_BASE};
 
 /// How many devices [`Platform::pc`] puts on the port bus (its table is
 /// allocated at that size once).
@@ -26,7 +33,19 @@ pub struct PlatformConfig {
     /// The port of an isa-debug-exit device (`debug-exit=`), if the VM has
     /// one. [`pc_port_owner`] must have found it free.
     pub debug_exit: Option<u16>,
+    /// The guest TSC's rate, against which the local APIC compares
+    /// IA32_TSC_DEADLINE.
+    pub tsc_hz: u64,
 }
+
+/// The rate the local APIC timer counts at before its divider: the core
+/// crystal clock that CPUID leaf 0x15 will report (25 MHz, as on Skylake
+/// client parts), so that a guest can take it from CPUID instead of
+/// calibrating against the PIT.
+pub const APIC_TIMER_HZ: u64 = 25_000_000;
+
+/// The I/O APIC's ID: the vCPU count (`firmware/layout.rs`).
+const IOAPIC_ID: u8 = 1;
 
 /// The ports the PC decodes, and whose they are: the one list that options
 /// checking (`debug-exit=`, in the kernel and the host tool) consults, kept
@@ -83,6 +102,12 @@ pub struct Platform {
     /// the vCPU should take: the interrupt state and the next timer deadline
     /// may have changed. One flag, so the exit path tests a byte.
     attention: bool,
+    /// The local APIC and I/O APIC, made when the guest first touches one
+    /// (see [`Apics`]: until then the VM is in the state they would start
+    /// in, and costs the host a kilobyte less).
+    apics: Option<alloc::boxed::Box<Apics>>,
+    /// The guest TSC's rate, for the local APIC when it is made.
+    tsc_hz: u64,
 }
 
 impl Platform {
@@ -172,6 +197,8 @@ impl Platform {
             pic,
             timers: [pit, rtc, pm],
             attention: false,
+            apics: None,
+            tsc_hz: config.tsc_hz,
         }
     }
 
@@ -243,6 +270,10 @@ impl Platform {
                 timer.advance(&mut cx);
             }
         }
+        if let Some(apics) = self.apics.as_deref_mut() {
+            let mut cx = DeviceContext::new(&mut self.lines, console).at(now_ns);
+            apics.advance(&mut cx);
+        }
         self.attention = true;
     }
 
@@ -254,12 +285,19 @@ impl Platform {
         self.attention = false;
         let edges = self.lines.take_edges();
         let levels = self.lines.levels();
-        let interrupt = match self.ports.device_mut(self.pic) {
+        let pic_output = match self.ports.device_mut(self.pic) {
             Some(AnyPortDevice::Pic(pic)) => {
                 pic.sync_lines(levels, edges);
                 pic.output()
             }
             _ => false,
+        };
+        let interrupt = match self.apics.as_deref_mut() {
+            Some(apics) => {
+                apics.sync_lines(levels, edges);
+                apics.interrupt_pending(pic_output)
+            }
+            None => pic_output,
         };
         let next_deadline_ns = self
             .timers
@@ -270,6 +308,7 @@ impl Platform {
                 Some(AnyPortDevice::AcpiPm(device)) => device.next_deadline_ns(),
                 _ => None,
             })
+            .chain(self.apics.as_deref().and_then(Apics::next_deadline_ns))
             .min();
         Settled {
             interrupt,
@@ -281,13 +320,124 @@ impl Platform {
     /// acknowledge cycle), after [`Settled::interrupt`] said one is pending
     /// and the vCPU can take it.
     pub fn acknowledge_interrupt(&mut self) -> Option<u8> {
-        match self.ports.device_mut(self.pic) {
-            Some(AnyPortDevice::Pic(pic)) if pic.output() => {
-                self.attention = true;
-                Some(pic.acknowledge())
-            }
-            _ => None,
+        let Some(AnyPortDevice::Pic(pic)) = self.ports.device_mut(self.pic) else {
+            return None;
+        };
+        let pic_output = pic.output();
+        let vector = match self.apics.as_deref_mut() {
+            Some(apics) => apics.acknowledge(pic_output, || pic.acknowledge()),
+            None => pic_output.then(|| pic.acknowledge()),
+        };
+        if vector.is_some() {
+            self.attention = true;
         }
+        vector
+    }
+
+    /// The APIC pair, made now if the guest had not touched it before.
+    fn apics(&mut self) -> &mut Apics {
+        let tsc_hz = self.tsc_hz;
+        let levels = self.lines.levels();
+        self.apics.get_or_insert_with(|| {
+            let mut apics = alloc::boxed::Box::new(Apics::new(
+                LapicConfig {
+                    apic_id: 0,
+                    timer_hz: APIC_TIMER_HZ,
+                    tsc_hz,
+                    bootstrap_processor: true,
+                    // CPUID does not offer x2APIC yet.
+                    x2apic: false,
+                },
+                IOAPIC_ID,
+            ));
+            // Every pin starts masked: this records which lines are high
+            // and fires nothing.
+            apics.sync_lines(levels, 0);
+            apics
+        })
+    }
+
+    /// The APIC pair if the guest has touched it.
+    pub fn apics_if_made(&self) -> Option<&Apics> {
+        self.apics.as_deref()
+    }
+
+    /// Whether an access to `gpa` (outside RAM) is one the APICs decode:
+    /// their windows where reset puts them, or where the guest moved the
+    /// local APIC's.
+    pub fn decodes_mmio(&self, gpa: u64) -> bool {
+        match self.apics.as_deref() {
+            Some(apics) => apics.decodes(gpa),
+            None => {
+                gpa.wrapping_sub(u64::from(LAPIC_BASE)) < APIC_WINDOW_SIZE
+                    || gpa.wrapping_sub(u64::from(IOAPIC_BASE)) < APIC_WINDOW_SIZE
+            }
+        }
+    }
+
+    /// An MMIO read of `size` at `gpa` at VM time `now_ns`; `None` when no
+    /// device decodes it (the core then stops the VM as it did before).
+    pub fn mmio_read(
+        &mut self,
+        gpa: u64,
+        size: MmioSize,
+        now_ns: u64,
+        console: &mut dyn ConsoleSink,
+    ) -> Option<u64> {
+        if !self.decodes_mmio(gpa) {
+            return None;
+        }
+        self.attention = true;
+        self.apics();
+        let apics = self.apics.as_deref_mut()?;
+        let mut cx = DeviceContext::new(&mut self.lines, console).at(now_ns);
+        apics.mmio_read(gpa, size, &mut cx)
+    }
+
+    /// An MMIO write; `None` when no device decodes `gpa`.
+    pub fn mmio_write(
+        &mut self,
+        gpa: u64,
+        size: MmioSize,
+        value: u64,
+        now_ns: u64,
+        console: &mut dyn ConsoleSink,
+    ) -> Option<()> {
+        if !self.decodes_mmio(gpa) {
+            return None;
+        }
+        self.attention = true;
+        self.apics();
+        let apics = self.apics.as_deref_mut()?;
+        let mut cx = DeviceContext::new(&mut self.lines, console).at(now_ns);
+        apics.mmio_write(gpa, size, value, &mut cx)
+    }
+
+    /// RDMSR of an APIC MSR (IA32_APIC_BASE, IA32_TSC_DEADLINE, the x2APIC
+    /// range); `None` for any other MSR. An error is #GP(0) for the guest.
+    pub fn read_apic_msr(&mut self, msr: u32, now_ns: u64) -> Option<Result<u64, ApicError>> {
+        if !Lapic::handles_msr(msr) {
+            return None;
+        }
+        Some(self.apics().read_msr(msr, now_ns))
+    }
+
+    /// WRMSR of an APIC MSR; `None` for any other MSR.
+    pub fn write_apic_msr(
+        &mut self,
+        msr: u32,
+        value: u64,
+        now_ns: u64,
+        console: &mut dyn ConsoleSink,
+    ) -> Option<Result<(), ApicError>> {
+        if !Lapic::handles_msr(msr) {
+            return None;
+        }
+        self.attention = true;
+        self.apics();
+        let apics = self.apics.as_deref_mut()?;
+        let mut cx = DeviceContext::new(&mut self.lines, console).at(now_ns);
+        Some(apics.write_msr(msr, value, &mut cx))
     }
 
     /// The port accesses no device decoded.
@@ -321,6 +471,7 @@ mod tests {
         ram_bytes: 2 << 20,
         unix_seconds: 1_764_633_600,
         debug_exit: None,
+        tsc_hz: 1_000_000_000,
     };
 
     #[test]
@@ -410,6 +561,7 @@ mod interrupt_tests {
             ram_bytes: 2 << 20,
             unix_seconds: 0,
             debug_exit: None,
+            tsc_hz: 1_000_000_000,
         });
         let mut console = Vec::new();
         for (port, value) in [
@@ -505,6 +657,7 @@ mod calibration_tests {
             ram_bytes: 2 << 20,
             unix_seconds: 0,
             debug_exit: None,
+            tsc_hz: 1_000_000_000,
         });
         let mut c: Vec<u8> = Vec::new();
         let mut out = |p: &mut Platform, port: u16, value: u32, at: u64| {
@@ -554,5 +707,213 @@ mod calibration_tests {
             (35_790..=35_870).contains(&pm),
             "{pm} PM-timer counts in 10 ms"
         );
+    }
+}
+
+#[cfg(test)]
+mod apic_tests {
+    use super::*;
+    use std::vec::Vec;
+
+    const LAPIC: u64 = LAPIC_BASE as u64;
+    const IOAPIC: u64 = IOAPIC_BASE as u64;
+
+    fn pc() -> (Platform, Vec<u8>) {
+        let mut platform = Platform::pc(PlatformConfig {
+            ram_bytes: 2 << 20,
+            unix_seconds: 0,
+            debug_exit: None,
+            tsc_hz: 1_000_000_000,
+        });
+        let mut console = Vec::new();
+        // The 8259A pair at 0x20/0x28, every IRQ masked but 0; the PIT in
+        // mode 2 at 1 kHz.
+        for (port, value) in [
+            (0x20, 0x11),
+            (0x21, 0x20),
+            (0x21, 0x04),
+            (0x21, 0x01),
+            (0xa0, 0x11),
+            (0xa1, 0x28),
+            (0xa1, 0x02),
+            (0xa1, 0x01),
+            (0x21, 0xfe),
+            (0xa1, 0xff),
+            (0x43, 0x34),
+            (0x40, (1193 & 0xff) as u8),
+            (0x40, (1193 >> 8) as u8),
+        ] {
+            out(&mut platform, port, value, &mut console);
+        }
+        (platform, console)
+    }
+
+    fn out(platform: &mut Platform, port: u16, value: u8, console: &mut Vec<u8>) {
+        let clock = VmClock::new(0, 1_000_000_000);
+        platform.write_port(port, AccessSize::Byte, value.into(), console, &clock, || 0);
+    }
+
+    fn write32(platform: &mut Platform, gpa: u64, value: u32, now: u64, console: &mut Vec<u8>) {
+        assert_eq!(
+            platform.mmio_write(gpa, MmioSize::Dword, value.into(), now, console),
+            Some(())
+        );
+    }
+
+    fn read32(platform: &mut Platform, gpa: u64, now: u64, console: &mut Vec<u8>) -> u32 {
+        platform
+            .mmio_read(gpa, MmioSize::Dword, now, console)
+            .expect("an APIC register") as u32
+    }
+
+    /// Writes I/O APIC redirection entry `pin`.
+    fn route(platform: &mut Platform, pin: u32, entry: u64, console: &mut Vec<u8>) {
+        write32(platform, IOAPIC, 0x10 + 2 * pin, 0, console);
+        write32(platform, IOAPIC + 0x10, entry as u32, 0, console);
+        write32(platform, IOAPIC, 0x11 + 2 * pin, 0, console);
+        write32(platform, IOAPIC + 0x10, (entry >> 32) as u32, 0, console);
+    }
+
+    #[test]
+    fn the_apics_are_made_on_first_touch_and_keep_the_virtual_wire() {
+        let (mut platform, mut console) = pc();
+        assert!(platform.apics_if_made().is_none());
+        // The mode switch's tick, through the PIC as before.
+        assert!(platform.settle().interrupt);
+        // Now the guest looks at its local APIC: version 0x14, 6 LVTs.
+        let version = read32(&mut platform, LAPIC + 0x30, 0, &mut console);
+        assert_eq!(version & 0xff, 0x14);
+        assert!(platform.apics_if_made().is_some());
+        // The pending PIC interrupt still arrives, through LINT0 (ExtINT).
+        assert!(platform.settle().interrupt);
+        assert_eq!(platform.acknowledge_interrupt(), Some(0x20));
+        // Neither window decodes a byte past its page; RAM-side addresses
+        // are not the platform's.
+        assert_eq!(
+            platform.mmio_read(LAPIC + 0x1000, MmioSize::Dword, 0, &mut console),
+            None
+        );
+        assert_eq!(
+            platform.mmio_read(0x1000, MmioSize::Dword, 0, &mut console),
+            None
+        );
+    }
+
+    #[test]
+    fn the_pit_reaches_the_local_apic_through_ioapic_pin_2() {
+        let (mut platform, mut console) = pc();
+        assert!(platform.settle().interrupt);
+        assert_eq!(platform.acknowledge_interrupt(), Some(0x20));
+        out(&mut platform, 0x20, 0x20, &mut console);
+        // A kernel's switch to the APICs: mask the 8259A, route GSI 2 (ISA
+        // IRQ 0, as the MADT's override says) to vector 0x30, physical
+        // destination 0, edge, active high.
+        out(&mut platform, 0x21, 0xff, &mut console);
+        route(&mut platform, 2, 0x30, &mut console);
+        let deadline = platform.settle().next_deadline_ns.expect("the PIT ticks");
+        platform.advance(deadline, &mut console);
+        assert!(
+            platform.settle().interrupt,
+            "the tick, through the I/O APIC"
+        );
+        assert_eq!(platform.acknowledge_interrupt(), Some(0x30));
+        // In service until the EOI: a later tick waits behind it.
+        platform.advance(deadline + 1_000_000, &mut console);
+        assert!(!platform.settle().interrupt);
+        // ISR bits 63:32 are at offset 0x110; vector 0x30 is bit 16 there.
+        let isr_32_63 = read32(&mut platform, LAPIC + 0x110, 0, &mut console);
+        assert_eq!(isr_32_63, 1 << 16, "vector 0x30 in service");
+        write32(&mut platform, LAPIC + 0xb0, 0, 0, &mut console);
+        assert!(platform.settle().interrupt);
+        assert_eq!(platform.acknowledge_interrupt(), Some(0x30));
+        // A masked pin fires nothing.
+        route(&mut platform, 2, 0x30 | 1 << 16, &mut console);
+        write32(&mut platform, LAPIC + 0xb0, 0, 0, &mut console);
+        platform.advance(deadline + 5_000_000, &mut console);
+        assert!(!platform.settle().interrupt);
+    }
+
+    #[test]
+    fn the_local_apic_timer_is_one_of_the_platform_timers() {
+        let (mut platform, mut console) = pc();
+        out(&mut platform, 0x21, 0xff, &mut console);
+        platform.settle();
+        // Divide by 1, one-shot on vector 0x40, 25,000 counts: 1 ms at the
+        // 25 MHz crystal.
+        write32(&mut platform, LAPIC + 0x3e0, 0b1011, 0, &mut console);
+        write32(&mut platform, LAPIC + 0x320, 0x40, 0, &mut console);
+        write32(&mut platform, LAPIC + 0x380, 25_000, 0, &mut console);
+        let settled = platform.settle();
+        assert!(!settled.interrupt);
+        assert_eq!(
+            platform.apics_if_made().and_then(Apics::next_deadline_ns),
+            Some(1_000_000)
+        );
+        // The PIT keeps counting behind its mask, so its deadline may come
+        // first; the platform's is the earlier of the two.
+        assert!(settled.next_deadline_ns <= Some(1_000_000));
+        platform.advance(1_000_000, &mut console);
+        assert!(platform.settle().interrupt);
+        assert_eq!(platform.acknowledge_interrupt(), Some(0x40));
+        // One-shot: nothing more.
+        write32(&mut platform, LAPIC + 0xb0, 0, 0, &mut console);
+        assert!(!platform.settle().interrupt);
+        assert_eq!(
+            platform.apics_if_made().and_then(Apics::next_deadline_ns),
+            None
+        );
+    }
+
+    #[test]
+    fn a_level_triggered_pin_is_sent_again_after_eoi_while_asserted() {
+        let (mut platform, mut console) = pc();
+        out(&mut platform, 0x21, 0xff, &mut console);
+        // The RTC's IRQ 8 as level-triggered, vector 0x38; then the RTC's
+        // periodic interrupt enabled and left unacknowledged (register C not
+        // read), so the line stays high.
+        route(&mut platform, 8, 0x38 | 1 << 15, &mut console);
+        out(&mut platform, 0x70, 0x0b, &mut console);
+        out(&mut platform, 0x71, 0x42, &mut console); // PIE, 24-hour
+        let deadline = platform
+            .settle()
+            .next_deadline_ns
+            .expect("the RTC's period");
+        platform.advance(deadline, &mut console);
+        assert!(platform.settle().interrupt);
+        assert_eq!(platform.acknowledge_interrupt(), Some(0x38));
+        write32(&mut platform, LAPIC + 0xb0, 0, 0, &mut console);
+        assert!(
+            platform.settle().interrupt,
+            "still asserted: remote IRR cleared, sent again"
+        );
+        assert_eq!(platform.acknowledge_interrupt(), Some(0x38));
+        // Reading register C lowers the line; the next EOI sends nothing.
+        out(&mut platform, 0x70, 0x0c, &mut console);
+        let clock = VmClock::new(0, 1_000_000_000);
+        platform.read_port(0x71, AccessSize::Byte, &mut console, &clock, || deadline);
+        write32(&mut platform, LAPIC + 0xb0, 0, deadline, &mut console);
+        assert!(!platform.settle().interrupt);
+    }
+
+    #[test]
+    fn apic_msrs_reach_the_local_apic_and_others_do_not() {
+        let (mut platform, mut console) = pc();
+        // IA32_APIC_BASE: 0xFEE00000, enabled, bootstrap processor.
+        assert_eq!(platform.read_apic_msr(0x1b, 0), Some(Ok(0xfee0_0900)));
+        assert_eq!(
+            platform.read_apic_msr(0x10, 0),
+            None,
+            "the TSC is not an APIC MSR"
+        );
+        // x2APIC is not offered: its MSRs fault.
+        assert!(matches!(platform.read_apic_msr(0x802, 0), Some(Err(_))));
+        assert_eq!(platform.write_apic_msr(0x10, 0, 0, &mut console), None);
+        // Disabling the APIC (EN clear) unmaps its window.
+        assert_eq!(
+            platform.write_apic_msr(0x1b, 0xfee0_0100, 0, &mut console),
+            Some(Ok(()))
+        );
+        assert!(!platform.decodes_mmio(LAPIC + 0x30));
+        assert!(platform.decodes_mmio(IOAPIC));
     }
 }

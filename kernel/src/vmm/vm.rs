@@ -165,11 +165,12 @@ fn boot(
     super::boot::boot(image, options, data_modules, ram).map_err(|error| format!("{}", error))
 }
 
-fn platform_config(ram_bytes: u64, options: &ModuleOptions) -> PlatformConfig {
+fn platform_config(ram_bytes: u64, options: &ModuleOptions, tsc_hz: u64) -> PlatformConfig {
     PlatformConfig {
         ram_bytes,
         unix_seconds: crate::arch::rtc::unix_seconds(),
         debug_exit: options.debug_exit,
+        tsc_hz,
     }
 }
 
@@ -225,7 +226,7 @@ impl<V: Vcpu> Vm<V> {
             boot.entry
         );
         let console = VmConsole::new(id, &name);
-        let platform = Platform::pc(platform_config(memory, &options));
+        let platform = Platform::pc(platform_config(memory, &options, tsc_hz));
         Ok(Vm {
             id,
             name,
@@ -283,7 +284,11 @@ impl<V: Vcpu> Vm<V> {
         self.state = RunState::Runnable;
         self.stop = None;
         self.msrs = VirtualMsrs::default();
-        self.platform = Platform::pc(platform_config(self.ram.size(), &self.options));
+        self.platform = Platform::pc(platform_config(
+            self.ram.size(),
+            &self.options,
+            self.clock_hz(),
+        ));
         self.clock = VmClock::new(crate::arch::tsc::rdtsc(), self.clock_hz());
         self.exception_streak = ExceptionStreak::default();
         self.wake_at = None;

@@ -158,6 +158,17 @@ impl Lapic {
         }
     }
 
+    /// Whether an interrupt message (an I/O APIC's or an MSI's) with
+    /// `destination` in physical or logical mode is for this APIC: the
+    /// same matching as an IPI's (SDM Vol. 3A, 12.6.2.1-12.6.2.2).
+    pub fn is_message_destination(&self, destination: u32, logical: bool) -> bool {
+        self.is_destination(if logical {
+            IpiDestination::Logical(destination)
+        } else {
+            IpiDestination::Physical(destination)
+        })
+    }
+
     /// This APIC's ID as physical destinations name it.
     fn own_physical_id(&self) -> u32 {
         match self.mode {
