@@ -5,7 +5,10 @@
 //! so timer interrupts must wake it on time while another VM holds the CPU.
 //! `guest-blobs/mbtest` is a Multiboot1 kernel that checks what the loader
 //! hands it and powers off through ACPI; `guest-blobs/mb2test`, in the same
-//! boot, is a Multiboot2 kernel that checks its tags and a data module.
+//! boot, is a Multiboot2 kernel that checks its tags and a data module;
+//! `guest-blobs/apictest`, beside them, drives the local APIC timer and the
+//! I/O APIC through their MMIO registers (each access an EPT violation that
+//! tessera decodes and emulates) and MSRs.
 
 mod common;
 
@@ -84,6 +87,23 @@ fn multiboot_kernels_boot_with_their_information_and_modules() {
     c.has(&["mb2test: all passed; exiting through debug-exit"]);
     // 0x10 written to the debug-exit port: (0x10 << 1) | 1.
     c.summary("mb2test", "exited", "exit code 33");
+    // apictest, in the same boot: the APICs through MMIO and MSRs.
+    for probe in [
+        "lapic-version",
+        "apic-base-msr",
+        "lapic-timer-periodic",
+        "ioapic-version",
+        "ioapic-pit-on-pin-2",
+    ] {
+        c.has(&[&format!("apictest: PASS {probe}")]);
+    }
+    c.check(
+        !lines.iter().any(|l| l.contains("apictest: FAIL")),
+        "an APIC probe failed",
+    );
+    c.summary("apictest", "exited", "exit code 33");
+    // Its timer interrupts came from the local APIC: 20 + 20 at least.
+    c.has(&["interrupts of apictest:", "injected"]);
     c.summary("counter", "exited", "exit code 0");
     c.finish(&stderr);
 }

@@ -134,15 +134,12 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
         Exit::Sipi | Exit::ExternalInterrupt | Exit::Nmi => Outcome::Continue,
         Exit::Init => stop(String::from("received an INIT signal")),
         Exit::TripleFault => stop(format!("triple fault at RIP {:#x}", vcpu.rip())),
-        Exit::UnmappedMemory { address, access } => stop(format!(
-            "EPT violation: {} of guest-physical {:#x}{} outside its {} of RAM, at RIP {:#x}",
-            access.as_str(),
-            address,
-            vcpu.fault_linear_address()
-                .map_or(String::new(), |linear| format!(" (linear {:#x})", linear)),
-            Bytes(vm.ram.size()),
-            vcpu.rip()
-        )),
+        Exit::UnmappedMemory { address, access } => {
+            match super::mmio::handle(vm, address, access) {
+                Some(outcome) => outcome,
+                None => unmapped(vm, address, access),
+            }
+        }
         Exit::PageTableMisconfiguration { address } => {
             log::error!(
                 "vm {}: EPT misconfiguration at {:#x}: a tessera bug",
@@ -179,6 +176,20 @@ fn requested(request: Option<VmRequest>) -> Outcome {
     }
 }
 
+/// An access to guest-physical memory that is neither RAM nor a device.
+fn unmapped<V: Vcpu>(vm: &mut Vm<V>, address: u64, access: super::exit::MemoryAccess) -> Outcome {
+    let vcpu = &vm.vcpu;
+    stop(format!(
+        "EPT violation: {} of guest-physical {:#x}{} outside its {} of RAM, at RIP {:#x}",
+        access.as_str(),
+        address,
+        vcpu.fault_linear_address()
+            .map_or(String::new(), |linear| format!(" (linear {:#x})", linear)),
+        Bytes(vm.ram.size()),
+        vcpu.rip()
+    ))
+}
+
 fn stop(reason: String) -> Outcome {
     Outcome::Stop(StopReason::Fault(reason))
 }
@@ -194,9 +205,21 @@ fn hlt<V: Vcpu>(vcpu: &mut V) -> Outcome {
     }
 }
 
+/// VM time now, for devices.
+fn now_ns<V: Vcpu>(vm: &Vm<V>) -> u64 {
+    vm.clock.ns_at(crate::arch::tsc::rdtsc())
+}
+
 fn rdmsr<V: Vcpu>(vm: &mut Vm<V>) {
     let index = vm.vcpu.registers().rcx as u32;
-    match msr::read(&vm.msrs, &MsrView(&mut vm.vcpu), index) {
+    // The APIC's MSRs are the local APIC's registers (SDM Vol. 3A, 12.4.4,
+    // 12.12); the rest follow the MSR policy.
+    let now = now_ns(vm);
+    let result = match vm.platform.read_apic_msr(index, now) {
+        Some(result) => result.map_err(|error| error.fault()),
+        None => msr::read(&vm.msrs, &MsrView(&mut vm.vcpu), index),
+    };
+    match result {
         Ok(value) => {
             let registers = vm.vcpu.registers();
             registers.rax = value & 0xffff_ffff;
@@ -211,7 +234,15 @@ fn wrmsr<V: Vcpu>(vm: &mut Vm<V>) {
     let registers = vm.vcpu.registers();
     let index = registers.rcx as u32;
     let value = (registers.rdx << 32) | (registers.rax & 0xffff_ffff);
-    match msr::write(&mut vm.msrs, &mut MsrView(&mut vm.vcpu), index, value) {
+    let now = now_ns(vm);
+    let result = match vm
+        .platform
+        .write_apic_msr(index, value, now, &mut vm.console)
+    {
+        Some(result) => result.map_err(|error| error.fault()),
+        None => msr::write(&mut vm.msrs, &mut MsrView(&mut vm.vcpu), index, value),
+    };
+    match result {
         Ok(()) => vm.vcpu.skip_instruction(),
         Err(fault) => deliver(&mut vm.vcpu, fault),
     }

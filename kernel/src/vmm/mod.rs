@@ -21,6 +21,8 @@ pub mod guest_memory;
 #[cfg(target_os = "none")]
 pub mod hypercall_handler;
 #[cfg(target_os = "none")]
+pub mod mmio;
+#[cfg(target_os = "none")]
 pub mod port_io;
 #[cfg(target_os = "none")]
 mod run;

@@ -105,7 +105,7 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, access: IoAccess) -> Option<VmRequest> {
 
 /// The guest's paging, for translating string-I/O operands (`None`:
 /// paging is off and linear addresses are guest-physical).
-fn paging<V: Vcpu>(vcpu: &V) -> Option<Paging> {
+pub(super) fn paging<V: Vcpu>(vcpu: &V) -> Option<Paging> {
     let state = vcpu.control_state();
     if state.cr0 & cr0::PG == 0 {
         return None;
@@ -138,7 +138,7 @@ fn paging<V: Vcpu>(vcpu: &V) -> Option<Paging> {
 /// Translates one piece (inside one page) of an element's memory operand.
 /// A paging structure or a page outside guest RAM is memory the hardware
 /// would not find either: the guest gets #GP(0).
-fn translate(
+pub(super) fn translate(
     ram: &GuestRam,
     paging: &Option<Paging>,
     linear: u64,

@@ -77,6 +77,10 @@ pub trait Vcpu {
     /// Moves RIP past the instruction that exited and ends any STI/MOV-SS
     /// interrupt shadow, as completing it would (SDM Vol. 3C, 26.4.2).
     fn skip_instruction(&mut self);
+    /// Moves RIP past an instruction of `length` bytes that the core
+    /// emulated after decoding it itself (an MMIO access), ending any
+    /// interrupt shadow like [`Vcpu::skip_instruction`].
+    fn skip_emulated(&mut self, length: u64);
 
     /// The control registers and EFER as the guest sees them.
     fn control_state(&self) -> ControlState;

@@ -106,7 +106,14 @@ fn control_register_access(q: u64) -> ControlRegisterAccess {
 /// Moves the guest past the instruction that caused the exit.
 #[inline(always)]
 pub fn skip_instruction() {
-    let length = exit::INSTRUCTION_LENGTH.read() as u64;
+    skip(exit::INSTRUCTION_LENGTH.read() as u64);
+}
+
+/// Moves the guest past an instruction of `length` bytes that tessera
+/// decoded itself: EPT violations report no instruction length (the field
+/// is defined only for the exits SDM Vol. 3C, 29.2.5 lists).
+#[inline(always)]
+pub fn skip(length: u64) {
     guest::RIP.write(guest::RIP.read().wrapping_add(length));
     // Stepping over an instruction ends a MOV-SS/STI interrupt shadow
     // (SDM Vol. 3C, 26.4.2: blocking by STI / by MOV SS).

@@ -387,6 +387,10 @@ impl Vcpu for VmxVcpu {
         super::decode::skip_instruction();
     }
 
+    fn skip_emulated(&mut self, length: u64) {
+        super::decode::skip(length);
+    }
+
     fn control_state(&self) -> ControlState {
         ControlState {
             cr0: self.visible_cr0(),
