@@ -94,7 +94,6 @@ fn multiboot_kernels_boot_with_their_information_and_modules() {
         "lapic-timer-periodic",
         "ioapic-version",
         "ioapic-pit-on-pin-2",
-        "cpuid-tsc-frequency",
     ] {
         c.has(&[&format!("apictest: PASS {probe}")]);
     }

@@ -15,10 +15,7 @@
  *  - ioapic-version: the I/O APIC's version register (index 1) reads 0x11
  *    with 23 as the highest redirection entry;
  *  - ioapic-pit-on-pin-2: with the 8259A pair masked, the PIT at 1 kHz
- *    routed through I/O APIC pin 2 to vector 0x30 wakes 20 HLTs;
- *  - cpuid-tsc-frequency: CPUID leaf 0x15 (crystal and ratio) and leaf
- *    0x40000010 (kHz) agree, and the TSC runs at that rate against the
- *    ACPI PM timer.
+ *    routed through I/O APIC pin 2 to vector 0x30 wakes 20 HLTs.
  */
     .set MB_MAGIC, 0x1BADB002
     .set MB_FLAGS, 0x00000003
@@ -133,57 +130,6 @@ _start:
     call check
     orl $0x10000, IOAPIC + 0x10      /* mask pin 2 again (RMW on IOWIN) */
 
-    /* cpuid-tsc-frequency: leaf 0x15's ratio gives the TSC rate that leaf
-     * 0x40000010 gives in kHz, and that rate is the one the TSC runs at
-     * against the ACPI PM timer (3.579545 MHz) over about 20 ms. */
-    mov $0x40000010, %eax
-    cpuid
-    mov %eax, tsc_khz
-    mov $0x15, %eax
-    cpuid                            /* TSC = ECX * EBX / EAX */
-    test %eax, %eax
-    jz 7f
-    mov %eax, %esi
-    mov %ecx, %eax
-    mul %ebx
-    cmp %esi, %edx                   /* the quotient must fit 32 bits */
-    jae 7f
-    div %esi
-    xor %edx, %edx
-    mov $1000, %ecx
-    div %ecx                         /* kHz */
-    sub tsc_khz, %eax
-    add $1, %eax                     /* within one kHz of leaf 0x40000010 */
-    cmp $2, %eax
-    ja 7f
-    call pm_sample
-    mov %eax, pm_start
-    mov %edx, tsc_start
-1:  call pm_sample
-    sub pm_start, %eax
-    and $0xffffff, %eax              /* the PM timer is 24 bits wide */
-    cmp $71590, %eax                 /* 20 ms */
-    jb 1b
-    sub tsc_start, %edx              /* TSC ticks in the window */
-    mov %edx, %ebx
-    mull tsc_khz                     /* PM ticks * kHz ... */
-    mov $3580, %ecx                  /* ... / 3579.545 kHz (0.013% off) */
-    cmp %ecx, %edx
-    jae 7f
-    div %ecx                         /* the TSC ticks the window should hold */
-    mov %eax, %ecx
-    shr $6, %ecx                     /* tolerance: 1/64, about 1.6% */
-    sub %ebx, %eax
-    jns 2f
-    neg %eax
-2:  cmp %ecx, %eax
-    ja 7f
-    cmp %eax, %eax                   /* ZF: passed */
-    jmp 8f
-7:  test %esp, %esp                  /* ZF clear: failed */
-8:  mov $msg_tsc, %esi
-    call check
-
     /* summary, then the debug-exit port */
     test %ebp, %ebp
     jnz 7f
@@ -217,32 +163,6 @@ wait_ticks:
     ret
 2:  cmp %eax, %eax                   /* ZF set */
     pop %ecx
-    ret
-
-/* One PM timer reading (EAX, 24 bits) with the TSC (EDX, low 32 bits)
- * taken just before it; retried until the reading took under 20,000 TSC
- * ticks, so that a preemption between the two does not skew them. */
-pm_sample:
-    push %ebx
-    push %ecx
-    push %esi
-1:  rdtsc
-    mov %eax, %esi
-    push %edx
-    mov $0x608, %dx
-    in %dx, %eax
-    pop %edx
-    and $0xffffff, %eax
-    mov %eax, %ebx
-    rdtsc
-    sub %esi, %eax
-    cmp $20000, %eax
-    ja 1b
-    mov %ebx, %eax
-    mov %esi, %edx
-    pop %esi
-    pop %ecx
-    pop %ebx
     ret
 
 timer_isr:
@@ -332,7 +252,6 @@ msg_base:         .asciz "apic-base-msr"
 msg_timer:        .asciz "lapic-timer-periodic"
 msg_ioapic:       .asciz "ioapic-version"
 msg_pit:          .asciz "ioapic-pit-on-pin-2"
-msg_tsc:          .asciz "cpuid-tsc-frequency"
 msg_all_passed:   .asciz "apictest: all passed; exiting through debug-exit\n"
 msg_failed:       .asciz "apictest: some failed; exiting through debug-exit\n"
 newline:          .asciz "\n"
@@ -345,9 +264,6 @@ idt_descriptor:
 timer_ticks:    .long 0
 pit_ticks:      .long 0
 spurious_count: .long 0
-tsc_khz:        .long 0
-pm_start:       .long 0
-tsc_start:      .long 0
 
     .section .bss
     .balign 16

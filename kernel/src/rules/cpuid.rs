@@ -17,10 +17,7 @@
 //! (IA32_SPEC_CTRL, IA32_PRED_CMD, IA32_FLUSH_CMD, IA32_ARCH_CAPABILITIES,
 //! IA32_CORE_CAPABILITIES) and the supervisor state of XSAVE (IA32_XSS,
 //! IA32_XFD).
-//! Shown: CPUID.1:ECX[31] "hypervisor present", leaves 0x4000_0000+, ARAT,
-//! and the TSC and crystal frequencies (leaves 0x15, 0x16 and 0x4000_0010).
-
-use crate::firmware::layout::APIC_TIMER_HZ;
+//! Shown: CPUID.1:ECX[31] "hypervisor present" and leaves 0x4000_0000+.
 
 /// The registers of one CPUID answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,12 +36,6 @@ pub struct CpuidResult {
 pub const HYPERVISOR_LEAF: u32 = 0x4000_0000;
 /// The hypervisor-specific leaf with tessera's interface version.
 pub const INTERFACE_LEAF: u32 = 0x4000_0001;
-/// The timing leaf other hypervisors give (VMware's convention, which
-/// Linux reads): EAX the TSC and EBX the APIC bus (timer) frequency, in kHz.
-pub const TIMING_LEAF: u32 = 0x4000_0010;
-/// Leaf 6 EAX[2], ARAT: the APIC timer runs at a constant rate in every
-/// C-state — true of the emulated timer, which no power state stops.
-const LEAF6_EAX_ARAT: u32 = 1 << 2;
 /// tessera's vendor signature in leaf 0x4000_0000 (EBX, ECX, EDX).
 pub const SIGNATURE: &[u8; 12] = b"TesseraHV\0\0\0";
 /// The hypercall interface version reported in leaf 0x4000_0001 EAX.
@@ -101,16 +92,13 @@ const EXT1_EDX_RDTSCP: u32 = 1 << 27;
 /// Adjusts the host's answer for `leaf`/`subleaf` into the guest's.
 /// `host` must be the host's answer for the same leaf (for hypervisor
 /// leaves it is ignored). `vcpu_id` becomes the initial APIC ID; `osxsave`
-/// is the guest's own CR4.OSXSAVE, which CPUID.1:ECX[27] mirrors;
-/// `tsc_hz` is the rate of the TSC the guest sees, which leaves 0x15,
-/// 0x16 and [`TIMING_LEAF`] report with the APIC timer's crystal.
+/// is the guest's own CR4.OSXSAVE, which CPUID.1:ECX[27] mirrors.
 pub fn guest_view(
     leaf: u32,
     subleaf: u32,
     host: CpuidResult,
     vcpu_id: u8,
     osxsave: bool,
-    tsc_hz: u64,
 ) -> CpuidResult {
     let mut r = host;
     match leaf {
@@ -126,28 +114,9 @@ pub fn guest_view(
             r.ebx = (r.ebx & 0x0000_ffff) | (1 << 16) | ((vcpu_id as u32) << 24);
             r.edx &= !(1 << 28); // HTT
         }
-        // MONITOR/MWAIT, performance monitoring.
-        0x5 | 0xa => r = CpuidResult::default(),
-        // Thermal and power management (DTS, APERF/MPERF, EPB, HWP) hidden;
-        // only ARAT is true of the virtual PC.
-        0x6 => {
-            r = CpuidResult {
-                eax: LEAF6_EAX_ARAT,
-                ..CpuidResult::default()
-            }
-        }
-        // TSC and core crystal clock (SDM Vol. 2A, CPUID leaf 15H): TSC =
-        // ECX × EBX / EAX. Leaf 16H: base, maximum and bus frequencies in MHz.
-        0x15 => r = tsc_leaf(tsc_hz),
-        0x16 => {
-            let mhz = (tsc_hz / 1_000_000).min(0xffff) as u32;
-            r = CpuidResult {
-                eax: mhz,
-                ebx: mhz,
-                ecx: (APIC_TIMER_HZ / 1_000_000) as u32,
-                edx: 0,
-            }
-        }
+        // MONITOR/MWAIT, thermal and power management (DTS, APERF/MPERF,
+        // EPB, HWP), performance monitoring.
+        0x5 | 0x6 | 0xa => r = CpuidResult::default(),
         0x7 if subleaf == 0 => {
             r.ebx &= !(LEAF7_EBX_INVPCID | LEAF7_EBX_TSC_ADJUST);
             r.ecx &= !(LEAF7_ECX_WAITPKG | LEAF7_ECX_CET_SS | LEAF7_ECX_RDPID | LEAF7_ECX_PKS);
@@ -169,7 +138,7 @@ pub fn guest_view(
                 ])
             };
             r = CpuidResult {
-                eax: TIMING_LEAF,
+                eax: INTERFACE_LEAF,
                 ebx: word(0),
                 ecx: word(4),
                 edx: word(8),
@@ -181,13 +150,6 @@ pub fn guest_view(
                 ..CpuidResult::default()
             }
         }
-        TIMING_LEAF => {
-            r = CpuidResult {
-                eax: (tsc_hz / 1000).min(u64::from(u32::MAX)) as u32,
-                ebx: (APIC_TIMER_HZ / 1000) as u32,
-                ..CpuidResult::default()
-            }
-        }
         0x4000_0002..=0x4fff_ffff => r = CpuidResult::default(),
         0x8000_0001 => r.edx &= !EXT1_EDX_RDTSCP,
         _ => {}
@@ -195,36 +157,9 @@ pub fn guest_view(
     r
 }
 
-/// Leaf 0x15 for a TSC at `tsc_hz` and the APIC timer's crystal: the
-/// ratio in lowest terms, or in kHz when the TSC's rate does not fit 32
-/// bits that way (every value must be a 32-bit register).
-fn tsc_leaf(tsc_hz: u64) -> CpuidResult {
-    let (mut numerator, mut denominator) = (tsc_hz, APIC_TIMER_HZ);
-    let (mut a, mut b) = (numerator, denominator);
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    if a > 1 {
-        numerator /= a;
-        denominator /= a;
-    }
-    if numerator > u64::from(u32::MAX) {
-        (numerator, denominator) = (tsc_hz / 1000, APIC_TIMER_HZ / 1000);
-    }
-    CpuidResult {
-        eax: denominator as u32,
-        ebx: numerator.min(u64::from(u32::MAX)) as u32,
-        ecx: APIC_TIMER_HZ as u32,
-        edx: 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A TSC rate like Bochs' (not a multiple of the crystal's).
-    const TSC_HZ: u64 = 199_999_481;
 
     const ALL: CpuidResult = CpuidResult {
         eax: u32::MAX,
@@ -244,12 +179,11 @@ mod tests {
             },
             3,
             false,
-            TSC_HZ,
         );
         assert_eq!(r.ecx & LEAF1_ECX_VMX, 0);
         assert_ne!(r.ecx & LEAF1_ECX_HYPERVISOR, 0);
         assert_eq!(r.ebx >> 24, 3);
-        let r = guest_view(1, 0, ALL, 0, false, TSC_HZ);
+        let r = guest_view(1, 0, ALL, 0, false);
         assert_eq!(r.ecx & (LEAF1_ECX_X2APIC | LEAF1_ECX_MONITOR), 0);
         assert_eq!(r.ecx & (LEAF1_ECX_SMX | LEAF1_ECX_TSC_DEADLINE), 0);
         assert_eq!(r.edx & (LEAF1_EDX_MCE | LEAF1_EDX_MCA), 0);
@@ -258,25 +192,25 @@ mod tests {
             0,
             "mirrors the guest's CR4, not the host's"
         );
-        let r = guest_view(1, 0, CpuidResult::default(), 0, true, TSC_HZ);
+        let r = guest_view(1, 0, CpuidResult::default(), 0, true);
         assert_ne!(r.ecx & LEAF1_ECX_OSXSAVE, 0);
     }
 
     #[test]
     fn signature_leaf() {
-        let r = guest_view(HYPERVISOR_LEAF, 0, ALL, 0, false, TSC_HZ);
-        assert_eq!(r.eax, TIMING_LEAF);
+        let r = guest_view(HYPERVISOR_LEAF, 0, ALL, 0, false);
+        assert_eq!(r.eax, INTERFACE_LEAF);
         let mut bytes = [0u8; 12];
         bytes[..4].copy_from_slice(&r.ebx.to_le_bytes());
         bytes[4..8].copy_from_slice(&r.ecx.to_le_bytes());
         bytes[8..].copy_from_slice(&r.edx.to_le_bytes());
         assert_eq!(&bytes, SIGNATURE);
         assert_eq!(
-            guest_view(INTERFACE_LEAF, 0, ALL, 0, false, TSC_HZ).eax,
+            guest_view(INTERFACE_LEAF, 0, ALL, 0, false).eax,
             INTERFACE_VERSION
         );
         assert_eq!(
-            guest_view(0x4000_0005, 0, ALL, 0, false, TSC_HZ),
+            guest_view(0x4000_0005, 0, ALL, 0, false),
             CpuidResult::default()
         );
     }
@@ -284,32 +218,25 @@ mod tests {
     #[test]
     fn disabled_instructions_are_not_advertised() {
         assert_eq!(
-            guest_view(7, 0, ALL, 0, false, TSC_HZ).ebx
-                & (LEAF7_EBX_INVPCID | LEAF7_EBX_TSC_ADJUST),
+            guest_view(7, 0, ALL, 0, false).ebx & (LEAF7_EBX_INVPCID | LEAF7_EBX_TSC_ADJUST),
             0
         );
         assert_eq!(
-            guest_view(7, 1, ALL, 0, false, TSC_HZ),
+            guest_view(7, 1, ALL, 0, false),
             ALL,
             "only subleaf 0 is filtered"
         );
+        assert_eq!(guest_view(0xd, 1, ALL, 0, false).eax & LEAFD1_EAX_XSAVES, 0);
         assert_eq!(
-            guest_view(0xd, 1, ALL, 0, false, TSC_HZ).eax & LEAFD1_EAX_XSAVES,
+            guest_view(0x8000_0001, 0, ALL, 0, false).edx & EXT1_EDX_RDTSCP,
             0
         );
-        assert_eq!(
-            guest_view(0x8000_0001, 0, ALL, 0, false, TSC_HZ).edx & EXT1_EDX_RDTSCP,
-            0
-        );
-        assert_eq!(
-            guest_view(0xa, 0, ALL, 0, false, TSC_HZ),
-            CpuidResult::default()
-        );
+        assert_eq!(guest_view(0xa, 0, ALL, 0, false), CpuidResult::default());
     }
 
     #[test]
     fn leaf1_hides_debug_store_thermal_and_power_features() {
-        let r = guest_view(1, 0, ALL, 0, false, TSC_HZ);
+        let r = guest_view(1, 0, ALL, 0, false);
         for (bit, name) in [
             (LEAF1_ECX_DTES64, "DTES64"),
             (LEAF1_ECX_DS_CPL, "DS-CPL"),
@@ -333,19 +260,13 @@ mod tests {
     }
 
     #[test]
-    fn thermal_and_power_leaf_offers_only_arat() {
-        assert_eq!(
-            guest_view(6, 0, ALL, 0, false, TSC_HZ),
-            CpuidResult {
-                eax: LEAF6_EAX_ARAT,
-                ..CpuidResult::default()
-            }
-        );
+    fn thermal_and_power_leaf_is_empty() {
+        assert_eq!(guest_view(6, 0, ALL, 0, false), CpuidResult::default());
     }
 
     #[test]
     fn leaf7_hides_features_whose_msrs_are_not_offered() {
-        let r = guest_view(7, 0, ALL, 0, false, TSC_HZ);
+        let r = guest_view(7, 0, ALL, 0, false);
         assert_eq!(r.ecx & (LEAF7_ECX_CET_SS | LEAF7_ECX_PKS), 0);
         assert_eq!(r.ecx & LEAF7_ECX_RDPID, 0, "RDPID needs enable-RDTSCP");
         assert_eq!(
@@ -357,42 +278,16 @@ mod tests {
 
     #[test]
     fn xsave_supervisor_state_is_not_offered() {
-        let r = guest_view(0xd, 1, ALL, 0, false, TSC_HZ);
+        let r = guest_view(0xd, 1, ALL, 0, false);
         assert_eq!(r.eax & (LEAFD1_EAX_XSAVES | LEAFD1_EAX_XFD), 0);
         assert_ne!(r.eax & 1, 0, "XSAVEOPT still shown");
         assert_eq!((r.ecx, r.edx), (0, 0));
-        assert_eq!(
-            guest_view(0xd, 0, ALL, 0, false, TSC_HZ),
-            ALL,
-            "XCR0 bits pass"
-        );
+        assert_eq!(guest_view(0xd, 0, ALL, 0, false), ALL, "XCR0 bits pass");
     }
 
     #[test]
     fn other_leaves_pass_through() {
-        assert_eq!(guest_view(0, 0, ALL, 0, false, TSC_HZ), ALL);
-        assert_eq!(guest_view(0x8000_0008, 0, ALL, 0, false, TSC_HZ), ALL);
-    }
-
-    #[test]
-    fn timing_leaves_report_the_tsc_and_the_apic_crystal() {
-        // Leaf 0x15: TSC = ECX * EBX / EAX exactly, the crystal in ECX.
-        let r = guest_view(0x15, 0, ALL, 0, false, TSC_HZ);
-        assert_eq!(r.ecx as u64, APIC_TIMER_HZ);
-        assert_eq!(r.ecx as u64 * r.ebx as u64 / r.eax as u64, TSC_HZ);
-        let r = guest_view(0x15, 0, ALL, 0, false, 3_000_000_000);
-        assert_eq!((r.eax, r.ebx), (1, 120), "in lowest terms");
-        // A rate that does not fit 32 bits in lowest terms: kHz precision.
-        let odd = 5_000_000_001;
-        let r = guest_view(0x15, 0, ALL, 0, false, odd);
-        assert_eq!(
-            r.ecx as u64 * r.ebx as u64 / r.eax as u64,
-            odd / 1000 * 1000
-        );
-        // Leaf 0x16 in MHz; the hypervisor timing leaf in kHz.
-        let r = guest_view(0x16, 0, ALL, 0, false, TSC_HZ);
-        assert_eq!((r.eax, r.ebx, r.ecx), (199, 199, 25));
-        let r = guest_view(TIMING_LEAF, 0, ALL, 0, false, TSC_HZ);
-        assert_eq!((r.eax, r.ebx, r.ecx, r.edx), (199_999, 25_000, 0, 0));
+        assert_eq!(guest_view(0, 0, ALL, 0, false), ALL);
+        assert_eq!(guest_view(0x8000_0008, 0, ALL, 0, false), ALL);
     }
 }

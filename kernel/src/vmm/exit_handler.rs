@@ -81,7 +81,7 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
     let vcpu = &mut vm.vcpu;
     match exit {
         Exit::Cpuid => {
-            cpuid(vcpu, vm.clock.tsc_hz());
+            cpuid(vcpu);
             Outcome::Continue
         }
         Exit::Io(access) => requested(port_io::handle(vm, access)),
@@ -282,7 +282,7 @@ fn exception<V: Vcpu>(vm: &mut Vm<V>, vector: u8) -> Outcome {
 }
 
 /// CPUID: the host's answer through the guest-view policy.
-fn cpuid<V: Vcpu>(vcpu: &mut V, tsc_hz: u64) {
+fn cpuid<V: Vcpu>(vcpu: &mut V) {
     let registers = vcpu.registers();
     let (leaf, subleaf) = (registers.rax as u32, registers.rcx as u32);
     let host = raw_cpuid::cpuid!(leaf, subleaf);
@@ -299,7 +299,6 @@ fn cpuid<V: Vcpu>(vcpu: &mut V, tsc_hz: u64) {
         },
         0,
         osxsave,
-        tsc_hz,
     );
     let registers = vcpu.registers();
     registers.rax = view.eax as u64;

@@ -16,7 +16,7 @@ use crate::devices::serial::{self, Serial16550};
 use crate::devices::MmioSize;
 use crate::devices::{acpi_pm, debug_exit, fw_cfg, i8042, pic, pit, reset, rtc};
 use crate::devices::{AccessSize, AnyPortDevice, ConsoleSink, DeviceContext, Timed, VmRequest};
-use crate::firmware::layout::{APIC_TIMER_HZ, APIC_WINDOW_SIZE, IOAPIC_BASE, LAPIC_BASE};
+use crate::firmware::layout::{APIC_WINDOW_SIZE, IOAPIC_BASE, LAPIC_BASE};
 
 /// How many devices [`Platform::pc`] puts on the port bus (its table is
 /// allocated at that size once).
@@ -37,6 +37,12 @@ pub struct PlatformConfig {
     /// IA32_TSC_DEADLINE.
     pub tsc_hz: u64,
 }
+
+/// The rate the local APIC timer counts at before its divider: the core
+/// crystal clock that CPUID leaf 0x15 will report (25 MHz, as on Skylake
+/// client parts), so that a guest can take it from CPUID instead of
+/// calibrating against the PIT.
+pub const APIC_TIMER_HZ: u64 = 25_000_000;
 
 /// The I/O APIC's ID: the vCPU count (`firmware/layout.rs`).
 const IOAPIC_ID: u8 = 1;
