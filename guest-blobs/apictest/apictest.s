@@ -179,45 +179,8 @@ spurious:
     incl spurious_count
     iret
 
-/* Prints "apictest: PASS <text>" if ZF is set, else "apictest: FAIL <text>"
- * and counts the failure. Text at %esi. */
-check:
-    push %esi
-    jne 6f
-    mov $msg_pass, %esi
-    call puts
-    jmp 7f
-6:  inc %ebp
-    mov $msg_fail, %esi
-    call puts
-7:  pop %esi
-    call puts
-    mov $newline, %esi
-    call puts
-    ret
-
-/* Prints the NUL-terminated string at %esi, polling LSR.THRE. */
-puts:
-    push %eax
-    push %edx
-    push %esi
-8:  movb (%esi), %al
-    test %al, %al
-    jz 10f
-    mov %al, %ah
-    mov $COM1 + 5, %dx
-9:  in %dx, %al
-    test $0x20, %al
-    jz 9b
-    mov $COM1, %dx
-    mov %ah, %al
-    out %al, %dx
-    inc %esi
-    jmp 8b
-10: pop %esi
-    pop %edx
-    pop %eax
-    ret
+/* check and puts */
+    .include "report.s"
 
     .section .rodata
     .balign 4
@@ -254,7 +217,6 @@ msg_ioapic:       .asciz "ioapic-version"
 msg_pit:          .asciz "ioapic-pit-on-pin-2"
 msg_all_passed:   .asciz "apictest: all passed; exiting through debug-exit\n"
 msg_failed:       .asciz "apictest: some failed; exiting through debug-exit\n"
-newline:          .asciz "\n"
 
     .section .data
     .balign 8

@@ -195,45 +195,8 @@ streq:
 2:  pop %eax
     ret
 
-/* Prints "mb2test: PASS <text>" if ZF is set, else "mb2test: FAIL <text>"
- * and counts the failure. Text at %esi. */
-check:
-    push %esi
-    jne 6f
-    mov $msg_pass, %esi
-    call puts
-    jmp 7f
-6:  inc %ebp
-    mov $msg_fail, %esi
-    call puts
-7:  pop %esi
-    call puts
-    mov $newline, %esi
-    call puts
-    ret
-
-/* Prints the NUL-terminated string at %esi, polling LSR.THRE. */
-puts:
-    push %eax
-    push %edx
-    push %esi
-8:  movb (%esi), %al
-    test %al, %al
-    jz 10f
-    mov %al, %ah
-    mov $COM1 + 5, %dx
-9:  in %dx, %al
-    test $0x20, %al
-    jz 9b
-    mov $COM1, %dx
-    mov %ah, %al
-    out %al, %dx
-    inc %esi
-    jmp 8b
-10: pop %esi
-    pop %edx
-    pop %eax
-    ret
+/* check and puts */
+    .include "report.s"
 
     .section .rodata
 msg_pass:         .asciz "mb2test: PASS "
@@ -246,7 +209,6 @@ msg_acpi:         .asciz "acpi-rsdp-tag"
 msg_module:       .asciz "module-tag-bytes"
 msg_all_passed:   .asciz "mb2test: all passed; exiting through debug-exit\n"
 msg_failed:       .asciz "mb2test: some failed; exiting through debug-exit\n"
-newline:          .asciz "\n"
 expected_cmdline: .asciz "hello multiboot2"
 rsdp_signature:   .ascii "RSD PTR "
 /* module.txt, byte for byte */

@@ -74,43 +74,8 @@ _start:
 5:  hlt
     jmp 5b
 
-/* Prints "mbtest: PASS <text>" if ZF is set, else "mbtest: FAIL <text>"
- * and counts the failure. Text at %esi. */
-check:
-    push %esi
-    jne 6f
-    mov $msg_pass, %esi
-    call puts
-    jmp 7f
-6:  inc %ebp
-    mov $msg_fail, %esi
-    call puts
-7:  pop %esi
-    call puts
-    mov $newline, %esi
-    call puts
-    ret
-
-/* Prints the NUL-terminated string at %esi, polling LSR.THRE. */
-puts:
-    push %eax
-    push %edx
-8:  movb (%esi), %al
-    test %al, %al
-    jz 10f
-    mov %al, %ah
-    mov $COM1 + 5, %dx
-9:  in %dx, %al
-    test $0x20, %al
-    jz 9b
-    mov $COM1, %dx
-    mov %ah, %al
-    out %al, %dx
-    inc %esi
-    jmp 8b
-10: pop %edx
-    pop %eax
-    ret
+/* check and puts */
+    .include "report.s"
 
     .section .rodata
 msg_pass:         .asciz "mbtest: PASS "
@@ -121,7 +86,6 @@ msg_lower:        .asciz "mem-lower-639"
 msg_cmdline:      .asciz "cmdline-after-dashes"
 msg_all_passed:   .asciz "mbtest: all passed; powering off\n"
 msg_failed:       .asciz "mbtest: some failed; powering off\n"
-newline:          .asciz "\n"
 expected_cmdline: .asciz "hello multiboot"
 passed:
 

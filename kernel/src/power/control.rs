@@ -127,6 +127,9 @@ fn acpi_soft_off(power: &AcpiPower, s5: SleepType) {
     }
 }
 
+/// # Safety
+/// As `x86::io::inw`: reading `port` must have no effect the caller does
+/// not intend (here, the ACPI PM1 registers the FADT names).
 unsafe fn inw(port: u16) -> u16 {
     // SAFETY: forwarded to the caller.
     unsafe { x86::io::inw(port) }

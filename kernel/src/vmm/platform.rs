@@ -556,7 +556,7 @@ mod interrupt_tests {
 
     /// A guest's usual set-up: the 8259A pair remapped to vectors 0x20 and
     /// 0x28, only IRQ 0 unmasked, the PIT in mode 2 at 1 kHz.
-    fn programmed() -> (Platform, Vec<u8>) {
+    pub(super) fn programmed() -> (Platform, Vec<u8>) {
         let mut platform = Platform::pc(PlatformConfig {
             ram_bytes: 2 << 20,
             unix_seconds: 0,
@@ -718,34 +718,10 @@ mod apic_tests {
     const LAPIC: u64 = LAPIC_BASE as u64;
     const IOAPIC: u64 = IOAPIC_BASE as u64;
 
+    /// The 8259A pair at 0x20/0x28, every IRQ masked but 0; the PIT in
+    /// mode 2 at 1 kHz (the interrupt tests' set-up).
     fn pc() -> (Platform, Vec<u8>) {
-        let mut platform = Platform::pc(PlatformConfig {
-            ram_bytes: 2 << 20,
-            unix_seconds: 0,
-            debug_exit: None,
-            tsc_hz: 1_000_000_000,
-        });
-        let mut console = Vec::new();
-        // The 8259A pair at 0x20/0x28, every IRQ masked but 0; the PIT in
-        // mode 2 at 1 kHz.
-        for (port, value) in [
-            (0x20, 0x11),
-            (0x21, 0x20),
-            (0x21, 0x04),
-            (0x21, 0x01),
-            (0xa0, 0x11),
-            (0xa1, 0x28),
-            (0xa1, 0x02),
-            (0xa1, 0x01),
-            (0x21, 0xfe),
-            (0xa1, 0xff),
-            (0x43, 0x34),
-            (0x40, (1193 & 0xff) as u8),
-            (0x40, (1193 >> 8) as u8),
-        ] {
-            out(&mut platform, port, value, &mut console);
-        }
-        (platform, console)
+        super::interrupt_tests::programmed()
     }
 
     fn out(platform: &mut Platform, port: u16, value: u8, console: &mut Vec<u8>) {
