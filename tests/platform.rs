@@ -94,6 +94,10 @@ fn multiboot_kernels_boot_with_their_information_and_modules() {
         "lapic-timer-periodic",
         "ioapic-version",
         "ioapic-pit-on-pin-2",
+        "cpuid-tsc-frequency",
+        "lapic-tsc-deadline",
+        "self-nmi",
+        "x2apic",
     ] {
         c.has(&[&format!("apictest: PASS {probe}")]);
     }
@@ -102,8 +106,9 @@ fn multiboot_kernels_boot_with_their_information_and_modules() {
         "an APIC probe failed",
     );
     c.summary("apictest", "exited", "exit code 33");
-    // Its timer interrupts came from the local APIC: 20 + 20 at least.
-    c.has(&["interrupts of apictest:", "injected"]);
+    // Its timer interrupts came from the local APIC: 20 + 20 at least;
+    // and its two self-NMIs were injected as NMIs.
+    c.has(&["interrupts of apictest:", "injected, 2 NMIs"]);
     c.summary("counter", "exited", "exit code 0");
     c.finish(&stderr);
 }

@@ -1175,8 +1175,8 @@ fn cpuid(t: &mut Tally) {
     t.record(
         "CPUID 0x40000000",
         &format_args!("\"{text}\", max leaf {:#x}", leaf.eax),
-        &"\"TesseraHV\", max leaf 0x40000001",
-        signature == *b"TesseraHV\0\0\0" && leaf.eax == 0x4000_0001,
+        &"\"TesseraHV\", max leaf 0x40000010",
+        signature == *b"TesseraHV\0\0\0" && leaf.eax == 0x4000_0010,
     );
     let ecx = __cpuid(1).ecx;
     t.record(

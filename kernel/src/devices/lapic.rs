@@ -491,7 +491,13 @@ impl Lapic {
 
     /// The guest TSC at `now_ns` as the TSC-deadline timer sees it.
     pub fn guest_tsc(&self, now_ns: u64) -> u64 {
-        guest_tsc(now_ns, self.timer.tsc_hz())
+        self.timer.guest_tsc(now_ns)
+    }
+
+    /// The guest wrote `value` to IA32_TSC at `now_ns`: the TSC-deadline
+    /// timer compares against the TSC from there.
+    pub fn set_guest_tsc(&mut self, value: u64, now_ns: u64) {
+        self.timer.set_guest_tsc(value, now_ns);
     }
 
     /// A fixed interrupt arriving (from the I/O APIC, an IPI, a local

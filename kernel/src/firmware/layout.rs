@@ -38,6 +38,12 @@ pub const IOAPIC_GSI_BASE: u32 = 0;
 /// Each of the IOAPIC and LAPIC MMIO windows covers one page.
 pub const APIC_WINDOW_SIZE: u64 = 0x1000;
 
+/// The rate the local APIC timer counts at before its divider, the core
+/// crystal clock CPUID leaf 0x15 reports (25 MHz, as on Skylake client
+/// parts), so that a guest takes it from CPUID instead of calibrating the
+/// APIC timer against the PIT.
+pub const APIC_TIMER_HZ: u64 = 25_000_000;
+
 /// The ISA IRQ of the PIT's channel 0.
 pub const TIMER_IRQ: u8 = 0;
 /// The IOAPIC pin (GSI) the PIT's IRQ 0 is wired to: the one ISA IRQ that

@@ -17,7 +17,10 @@
 //! (IA32_SPEC_CTRL, IA32_PRED_CMD, IA32_FLUSH_CMD, IA32_ARCH_CAPABILITIES,
 //! IA32_CORE_CAPABILITIES) and the supervisor state of XSAVE (IA32_XSS,
 //! IA32_XFD).
-//! Shown: CPUID.1:ECX[31] "hypervisor present" and leaves 0x4000_0000+.
+//! Shown: CPUID.1:ECX[31] "hypervisor present", leaves 0x4000_0000+, ARAT,
+//! and the TSC and crystal frequencies (leaves 0x15, 0x16 and 0x4000_0010).
+
+use crate::firmware::layout::APIC_TIMER_HZ;
 
 /// The registers of one CPUID answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,6 +39,12 @@ pub struct CpuidResult {
 pub const HYPERVISOR_LEAF: u32 = 0x4000_0000;
 /// The hypervisor-specific leaf with tessera's interface version.
 pub const INTERFACE_LEAF: u32 = 0x4000_0001;
+/// The timing leaf other hypervisors give (VMware's convention, which
+/// Linux reads): EAX the TSC and EBX the APIC bus (timer) frequency, in kHz.
+pub const TIMING_LEAF: u32 = 0x4000_0010;
+/// Leaf 6 EAX[2], ARAT: the APIC timer runs at a constant rate in every
+/// C-state — true of the emulated timer, which no power state stops.
+const LEAF6_EAX_ARAT: u32 = 1 << 2;
 /// tessera's vendor signature in leaf 0x4000_0000 (EBX, ECX, EDX).
 pub const SIGNATURE: &[u8; 12] = b"TesseraHV\0\0\0";
 /// The hypercall interface version reported in leaf 0x4000_0001 EAX.
@@ -67,9 +76,10 @@ const LEAF1_ECX_HIDDEN: u32 = LEAF1_ECX_DTES64
     | LEAF1_ECX_EST
     | LEAF1_ECX_TM2
     | LEAF1_ECX_XTPR
-    | LEAF1_ECX_PDCM
-    | LEAF1_ECX_X2APIC
-    | LEAF1_ECX_TSC_DEADLINE;
+    | LEAF1_ECX_PDCM;
+/// The leaf-1 ECX features the virtual PC's local APIC offers whatever
+/// the host has: the x2APIC MSR interface and the TSC-deadline timer mode.
+const LEAF1_ECX_OFFERED: u32 = LEAF1_ECX_X2APIC | LEAF1_ECX_TSC_DEADLINE;
 /// The leaf-1 EDX features tessera does not implement.
 const LEAF1_EDX_HIDDEN: u32 =
     LEAF1_EDX_MCE | LEAF1_EDX_MCA | LEAF1_EDX_DS | LEAF1_EDX_ACPI | LEAF1_EDX_TM | LEAF1_EDX_PBE;
@@ -92,20 +102,45 @@ const EXT1_EDX_RDTSCP: u32 = 1 << 27;
 /// Adjusts the host's answer for `leaf`/`subleaf` into the guest's.
 /// `host` must be the host's answer for the same leaf (for hypervisor
 /// leaves it is ignored). `vcpu_id` becomes the initial APIC ID; `osxsave`
-/// is the guest's own CR4.OSXSAVE, which CPUID.1:ECX[27] mirrors.
+/// is the guest's own CR4.OSXSAVE, which CPUID.1:ECX[27] mirrors;
+/// `timing` holds the answers of the timing leaves for the rate of the
+/// TSC the guest sees.
+#[inline(always)]
 pub fn guest_view(
     leaf: u32,
     subleaf: u32,
     host: CpuidResult,
     vcpu_id: u8,
     osxsave: bool,
+    timing: &TimingLeaves,
+) -> CpuidResult {
+    match leaf {
+        0..=0x3fff_ffff => basic_leaf(leaf, subleaf, host, vcpu_id, osxsave, timing),
+        0x4000_0000..=0x4fff_ffff => hypervisor_leaf(leaf, timing),
+        0x8000_0001 => CpuidResult {
+            edx: host.edx & !EXT1_EDX_RDTSCP,
+            ..host
+        },
+        _ => host,
+    }
+}
+
+/// [`guest_view`] of the basic leaves (below 0x4000_0000).
+#[inline(always)]
+fn basic_leaf(
+    leaf: u32,
+    subleaf: u32,
+    host: CpuidResult,
+    vcpu_id: u8,
+    osxsave: bool,
+    timing: &TimingLeaves,
 ) -> CpuidResult {
     let mut r = host;
     match leaf {
         0x1 => {
             r.ecx &= !LEAF1_ECX_HIDDEN;
             r.edx &= !LEAF1_EDX_HIDDEN;
-            r.ecx |= LEAF1_ECX_HYPERVISOR;
+            r.ecx |= LEAF1_ECX_HYPERVISOR | LEAF1_ECX_OFFERED;
             r.ecx &= !LEAF1_ECX_OSXSAVE;
             if osxsave {
                 r.ecx |= LEAF1_ECX_OSXSAVE;
@@ -114,9 +149,18 @@ pub fn guest_view(
             r.ebx = (r.ebx & 0x0000_ffff) | (1 << 16) | ((vcpu_id as u32) << 24);
             r.edx &= !(1 << 28); // HTT
         }
-        // MONITOR/MWAIT, thermal and power management (DTS, APERF/MPERF,
-        // EPB, HWP), performance monitoring.
-        0x5 | 0x6 | 0xa => r = CpuidResult::default(),
+        // MONITOR/MWAIT, performance monitoring.
+        0x5 | 0xa => r = CpuidResult::default(),
+        // Thermal and power management (DTS, APERF/MPERF, EPB, HWP) hidden;
+        // only ARAT is true of the virtual PC.
+        0x6 => {
+            r = CpuidResult {
+                eax: LEAF6_EAX_ARAT,
+                ..CpuidResult::default()
+            }
+        }
+        // Leaves whose answers are tessera's own, out of line.
+        0xb | 0x15 | 0x16 | 0x1f => r = synthetic_leaf(leaf, subleaf, vcpu_id, timing),
         0x7 if subleaf == 0 => {
             r.ebx &= !(LEAF7_EBX_INVPCID | LEAF7_EBX_TSC_ADJUST);
             r.ecx &= !(LEAF7_ECX_WAITPKG | LEAF7_ECX_CET_SS | LEAF7_ECX_RDPID | LEAF7_ECX_PKS);
@@ -128,6 +172,47 @@ pub fn guest_view(
             r.ecx = 0;
             r.edx = 0;
         }
+        _ => {}
+    }
+    r
+}
+
+/// The basic leaves tessera answers itself rather than filtering the
+/// host's answer.
+fn synthetic_leaf(leaf: u32, subleaf: u32, vcpu_id: u8, timing: &TimingLeaves) -> CpuidResult {
+    match leaf {
+        // TSC and core crystal clock (SDM Vol. 2A, CPUID leaf 15H): TSC =
+        // ECX × EBX / EAX.
+        0x15 => timing.tsc_and_crystal,
+        // Base, maximum and bus frequencies in MHz.
+        0x16 => timing.frequencies,
+        // Extended topology (SDM Vol. 2A, CPUID leaves 0BH and 1FH), which
+        // an x2APIC guest reads: one thread of one core, x2APIC ID = the
+        // vCPU, never the host's.
+        _ => topology_leaf(subleaf, vcpu_id),
+    }
+}
+
+/// Subleaf `subleaf` of the extended topology leaves for a vCPU alone in
+/// its core and package: level 0 is the SMT level (type 1), level 1 the
+/// core level (type 2), each with one logical processor; higher levels are
+/// invalid (type 0). EAX, the x2APIC ID shift to the next level, is 0:
+/// nothing to strip. EDX is the x2APIC ID.
+fn topology_leaf(subleaf: u32, vcpu_id: u8) -> CpuidResult {
+    let level = subleaf & 0xff;
+    let valid = u32::from(level < 2);
+    CpuidResult {
+        eax: 0,
+        ebx: valid,
+        ecx: (valid * (level + 1)) << 8 | level,
+        edx: u32::from(vcpu_id),
+    }
+}
+
+/// [`guest_view`] of the hypervisor range (0x4000_0000–0x4fff_ffff): the
+/// host's answers, if any, are not the guest's business.
+fn hypervisor_leaf(leaf: u32, timing: &TimingLeaves) -> CpuidResult {
+    match leaf {
         HYPERVISOR_LEAF => {
             let word = |i: usize| {
                 u32::from_le_bytes([
@@ -137,29 +222,89 @@ pub fn guest_view(
                     SIGNATURE[i + 3],
                 ])
             };
-            r = CpuidResult {
-                eax: INTERFACE_LEAF,
+            CpuidResult {
+                eax: TIMING_LEAF,
                 ebx: word(0),
                 ecx: word(4),
                 edx: word(8),
-            };
-        }
-        INTERFACE_LEAF => {
-            r = CpuidResult {
-                eax: INTERFACE_VERSION,
-                ..CpuidResult::default()
             }
         }
-        0x4000_0002..=0x4fff_ffff => r = CpuidResult::default(),
-        0x8000_0001 => r.edx &= !EXT1_EDX_RDTSCP,
-        _ => {}
+        INTERFACE_LEAF => CpuidResult {
+            eax: INTERFACE_VERSION,
+            ..CpuidResult::default()
+        },
+        TIMING_LEAF => timing.hypervisor,
+        _ => CpuidResult::default(),
     }
-    r
+}
+
+/// The answers of the leaves that report frequencies, for the rate of the
+/// TSC a guest sees: computed once, so that the CPUID exit only copies
+/// them (SDM Vol. 3C, 26.1.2: every CPUID exits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimingLeaves {
+    /// Leaf 0x15: TSC = ECX × EBX / EAX, the crystal in ECX.
+    pub tsc_and_crystal: CpuidResult,
+    /// Leaf 0x16: base, maximum and bus frequencies in MHz.
+    pub frequencies: CpuidResult,
+    /// [`TIMING_LEAF`]: the TSC and the APIC timer's rates in kHz.
+    pub hypervisor: CpuidResult,
+}
+
+impl TimingLeaves {
+    /// The answers for a TSC at `tsc_hz` and the APIC timer's crystal.
+    pub fn new(tsc_hz: u64) -> Self {
+        let mhz = (tsc_hz / 1_000_000).min(0xffff) as u32;
+        TimingLeaves {
+            tsc_and_crystal: tsc_leaf(tsc_hz),
+            frequencies: CpuidResult {
+                eax: mhz,
+                ebx: mhz,
+                ecx: (APIC_TIMER_HZ / 1_000_000) as u32,
+                edx: 0,
+            },
+            hypervisor: CpuidResult {
+                eax: (tsc_hz / 1000).min(u64::from(u32::MAX)) as u32,
+                ebx: (APIC_TIMER_HZ / 1000) as u32,
+                ..CpuidResult::default()
+            },
+        }
+    }
+}
+
+/// Leaf 0x15 for a TSC at `tsc_hz` and the APIC timer's crystal: the
+/// ratio in lowest terms, or in kHz when the TSC's rate does not fit 32
+/// bits that way (every value must be a 32-bit register).
+fn tsc_leaf(tsc_hz: u64) -> CpuidResult {
+    let (mut numerator, mut denominator) = (tsc_hz, APIC_TIMER_HZ);
+    let (mut a, mut b) = (numerator, denominator);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    if a > 1 {
+        numerator /= a;
+        denominator /= a;
+    }
+    if numerator > u64::from(u32::MAX) {
+        (numerator, denominator) = (tsc_hz / 1000, APIC_TIMER_HZ / 1000);
+    }
+    CpuidResult {
+        eax: denominator as u32,
+        ebx: numerator.min(u64::from(u32::MAX)) as u32,
+        ecx: APIC_TIMER_HZ as u32,
+        edx: 0,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A TSC rate like Bochs' (not a multiple of the crystal's).
+    const TSC_HZ: u64 = 199_999_481;
+
+    static TIMING: std::sync::LazyLock<TimingLeaves> =
+        std::sync::LazyLock::new(|| TimingLeaves::new(TSC_HZ));
 
     const ALL: CpuidResult = CpuidResult {
         eax: u32::MAX,
@@ -179,38 +324,60 @@ mod tests {
             },
             3,
             false,
+            &TIMING,
         );
         assert_eq!(r.ecx & LEAF1_ECX_VMX, 0);
         assert_ne!(r.ecx & LEAF1_ECX_HYPERVISOR, 0);
         assert_eq!(r.ebx >> 24, 3);
-        let r = guest_view(1, 0, ALL, 0, false);
-        assert_eq!(r.ecx & (LEAF1_ECX_X2APIC | LEAF1_ECX_MONITOR), 0);
-        assert_eq!(r.ecx & (LEAF1_ECX_SMX | LEAF1_ECX_TSC_DEADLINE), 0);
+        let r = guest_view(1, 0, ALL, 0, false, &TIMING);
+        assert_eq!(r.ecx & (LEAF1_ECX_MONITOR | LEAF1_ECX_SMX), 0);
         assert_eq!(r.edx & (LEAF1_EDX_MCE | LEAF1_EDX_MCA), 0);
         assert_eq!(
             r.ecx & LEAF1_ECX_OSXSAVE,
             0,
             "mirrors the guest's CR4, not the host's"
         );
-        let r = guest_view(1, 0, CpuidResult::default(), 0, true);
+        let r = guest_view(1, 0, CpuidResult::default(), 0, true, &TIMING);
         assert_ne!(r.ecx & LEAF1_ECX_OSXSAVE, 0);
     }
 
     #[test]
+    fn x2apic_and_tsc_deadline_are_offered_whatever_the_host_has() {
+        let r = guest_view(1, 0, CpuidResult::default(), 0, false, &TIMING);
+        assert_eq!(
+            r.ecx & (LEAF1_ECX_X2APIC | LEAF1_ECX_TSC_DEADLINE),
+            LEAF1_ECX_X2APIC | LEAF1_ECX_TSC_DEADLINE
+        );
+    }
+
+    #[test]
+    fn topology_is_one_thread_of_one_core_with_the_vcpus_id() {
+        for leaf in [0xb, 0x1f] {
+            let smt = guest_view(leaf, 0, ALL, 5, false, &TIMING);
+            assert_eq!((smt.eax, smt.ebx, smt.ecx, smt.edx), (0, 1, 0x100, 5));
+            let core = guest_view(leaf, 1, ALL, 5, false, &TIMING);
+            assert_eq!((core.eax, core.ebx, core.ecx, core.edx), (0, 1, 0x201, 5));
+            let beyond = guest_view(leaf, 2, ALL, 5, false, &TIMING);
+            assert_eq!((beyond.ebx, beyond.ecx & 0xff00, beyond.edx), (0, 0, 5));
+            assert_eq!(beyond.ecx & 0xff, 2, "ECX[7:0] echoes the level");
+        }
+    }
+
+    #[test]
     fn signature_leaf() {
-        let r = guest_view(HYPERVISOR_LEAF, 0, ALL, 0, false);
-        assert_eq!(r.eax, INTERFACE_LEAF);
+        let r = guest_view(HYPERVISOR_LEAF, 0, ALL, 0, false, &TIMING);
+        assert_eq!(r.eax, TIMING_LEAF);
         let mut bytes = [0u8; 12];
         bytes[..4].copy_from_slice(&r.ebx.to_le_bytes());
         bytes[4..8].copy_from_slice(&r.ecx.to_le_bytes());
         bytes[8..].copy_from_slice(&r.edx.to_le_bytes());
         assert_eq!(&bytes, SIGNATURE);
         assert_eq!(
-            guest_view(INTERFACE_LEAF, 0, ALL, 0, false).eax,
+            guest_view(INTERFACE_LEAF, 0, ALL, 0, false, &TIMING).eax,
             INTERFACE_VERSION
         );
         assert_eq!(
-            guest_view(0x4000_0005, 0, ALL, 0, false),
+            guest_view(0x4000_0005, 0, ALL, 0, false, &TIMING),
             CpuidResult::default()
         );
     }
@@ -218,25 +385,32 @@ mod tests {
     #[test]
     fn disabled_instructions_are_not_advertised() {
         assert_eq!(
-            guest_view(7, 0, ALL, 0, false).ebx & (LEAF7_EBX_INVPCID | LEAF7_EBX_TSC_ADJUST),
+            guest_view(7, 0, ALL, 0, false, &TIMING).ebx
+                & (LEAF7_EBX_INVPCID | LEAF7_EBX_TSC_ADJUST),
             0
         );
         assert_eq!(
-            guest_view(7, 1, ALL, 0, false),
+            guest_view(7, 1, ALL, 0, false, &TIMING),
             ALL,
             "only subleaf 0 is filtered"
         );
-        assert_eq!(guest_view(0xd, 1, ALL, 0, false).eax & LEAFD1_EAX_XSAVES, 0);
         assert_eq!(
-            guest_view(0x8000_0001, 0, ALL, 0, false).edx & EXT1_EDX_RDTSCP,
+            guest_view(0xd, 1, ALL, 0, false, &TIMING).eax & LEAFD1_EAX_XSAVES,
             0
         );
-        assert_eq!(guest_view(0xa, 0, ALL, 0, false), CpuidResult::default());
+        assert_eq!(
+            guest_view(0x8000_0001, 0, ALL, 0, false, &TIMING).edx & EXT1_EDX_RDTSCP,
+            0
+        );
+        assert_eq!(
+            guest_view(0xa, 0, ALL, 0, false, &TIMING),
+            CpuidResult::default()
+        );
     }
 
     #[test]
     fn leaf1_hides_debug_store_thermal_and_power_features() {
-        let r = guest_view(1, 0, ALL, 0, false);
+        let r = guest_view(1, 0, ALL, 0, false, &TIMING);
         for (bit, name) in [
             (LEAF1_ECX_DTES64, "DTES64"),
             (LEAF1_ECX_DS_CPL, "DS-CPL"),
@@ -260,13 +434,19 @@ mod tests {
     }
 
     #[test]
-    fn thermal_and_power_leaf_is_empty() {
-        assert_eq!(guest_view(6, 0, ALL, 0, false), CpuidResult::default());
+    fn thermal_and_power_leaf_offers_only_arat() {
+        assert_eq!(
+            guest_view(6, 0, ALL, 0, false, &TIMING),
+            CpuidResult {
+                eax: LEAF6_EAX_ARAT,
+                ..CpuidResult::default()
+            }
+        );
     }
 
     #[test]
     fn leaf7_hides_features_whose_msrs_are_not_offered() {
-        let r = guest_view(7, 0, ALL, 0, false);
+        let r = guest_view(7, 0, ALL, 0, false, &TIMING);
         assert_eq!(r.ecx & (LEAF7_ECX_CET_SS | LEAF7_ECX_PKS), 0);
         assert_eq!(r.ecx & LEAF7_ECX_RDPID, 0, "RDPID needs enable-RDTSCP");
         assert_eq!(
@@ -278,16 +458,42 @@ mod tests {
 
     #[test]
     fn xsave_supervisor_state_is_not_offered() {
-        let r = guest_view(0xd, 1, ALL, 0, false);
+        let r = guest_view(0xd, 1, ALL, 0, false, &TIMING);
         assert_eq!(r.eax & (LEAFD1_EAX_XSAVES | LEAFD1_EAX_XFD), 0);
         assert_ne!(r.eax & 1, 0, "XSAVEOPT still shown");
         assert_eq!((r.ecx, r.edx), (0, 0));
-        assert_eq!(guest_view(0xd, 0, ALL, 0, false), ALL, "XCR0 bits pass");
+        assert_eq!(
+            guest_view(0xd, 0, ALL, 0, false, &TIMING),
+            ALL,
+            "XCR0 bits pass"
+        );
     }
 
     #[test]
     fn other_leaves_pass_through() {
-        assert_eq!(guest_view(0, 0, ALL, 0, false), ALL);
-        assert_eq!(guest_view(0x8000_0008, 0, ALL, 0, false), ALL);
+        assert_eq!(guest_view(0, 0, ALL, 0, false, &TIMING), ALL);
+        assert_eq!(guest_view(0x8000_0008, 0, ALL, 0, false, &TIMING), ALL);
+    }
+
+    #[test]
+    fn timing_leaves_report_the_tsc_and_the_apic_crystal() {
+        // Leaf 0x15: TSC = ECX * EBX / EAX exactly, the crystal in ECX.
+        let r = guest_view(0x15, 0, ALL, 0, false, &TIMING);
+        assert_eq!(r.ecx as u64, APIC_TIMER_HZ);
+        assert_eq!(r.ecx as u64 * r.ebx as u64 / r.eax as u64, TSC_HZ);
+        let r = guest_view(0x15, 0, ALL, 0, false, &TimingLeaves::new(3_000_000_000));
+        assert_eq!((r.eax, r.ebx), (1, 120), "in lowest terms");
+        // A rate that does not fit 32 bits in lowest terms: kHz precision.
+        let odd = 5_000_000_001;
+        let r = guest_view(0x15, 0, ALL, 0, false, &TimingLeaves::new(odd));
+        assert_eq!(
+            r.ecx as u64 * r.ebx as u64 / r.eax as u64,
+            odd / 1000 * 1000
+        );
+        // Leaf 0x16 in MHz; the hypervisor timing leaf in kHz.
+        let r = guest_view(0x16, 0, ALL, 0, false, &TIMING);
+        assert_eq!((r.eax, r.ebx, r.ecx), (199, 199, 25));
+        let r = guest_view(TIMING_LEAF, 0, ALL, 0, false, &TIMING);
+        assert_eq!((r.eax, r.ebx, r.ecx, r.edx), (199_999, 25_000, 0, 0));
     }
 }

@@ -113,6 +113,9 @@ pub enum Exit {
     /// The guest can take an interrupt now (requested with
     /// [`super::vcpu::Vcpu::request_interrupt_window`]).
     InterruptWindow,
+    /// The guest can take an NMI now (requested with
+    /// [`super::vcpu::Vcpu::request_nmi_window`]).
+    NmiWindow,
     /// INVD or WBINVD.
     CacheInvalidation,
     /// RDPMC.

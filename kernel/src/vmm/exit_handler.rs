@@ -8,13 +8,14 @@ use super::{delivery_loop, hypercall_handler, port_io};
 use crate::devices::VmRequest;
 use crate::rules::bits::{cr4, rflags};
 use crate::rules::control_registers::{self as cr, ControlState};
-use crate::rules::cpuid::{guest_view, CpuidResult};
+use crate::rules::cpuid::{guest_view, CpuidResult, TimingLeaves};
 use crate::rules::msr::{self, MsrGuest};
 use crate::rules::xcr0::validate_xsetbv;
 use crate::rules::Fault;
 use crate::size::Bytes;
 use alloc::format;
 use alloc::string::String;
+use x86::msr::IA32_TIME_STAMP_COUNTER;
 
 /// What the scheduler should do after an exit. `repr(u8)` gives it an
 /// explicit tag, so testing for `Continue` on the exit path is one compare
@@ -81,7 +82,7 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
     let vcpu = &mut vm.vcpu;
     match exit {
         Exit::Cpuid => {
-            cpuid(vcpu);
+            cpuid(vcpu, vm.cpuid_timing);
             Outcome::Continue
         }
         Exit::Io(access) => requested(port_io::handle(vm, access)),
@@ -110,6 +111,12 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
         // the core inject it before the next entry.
         Exit::InterruptWindow => {
             vcpu.request_interrupt_window(false);
+            vm.platform.notice();
+            Outcome::Continue
+        }
+        // Likewise for a pending NMI: the guest's handler returned.
+        Exit::NmiWindow => {
+            vcpu.request_nmi_window(false);
             vm.platform.notice();
             Outcome::Continue
         }
@@ -240,7 +247,11 @@ fn wrmsr<V: Vcpu>(vm: &mut Vm<V>) {
         .write_apic_msr(index, value, now, &mut vm.console)
     {
         Some(result) => result.map_err(|error| error.fault()),
-        None => msr::write(&mut vm.msrs, &mut MsrView(&mut vm.vcpu), index, value),
+        None => msr::write(&mut vm.msrs, &mut MsrView(&mut vm.vcpu), index, value).inspect(|()| {
+            if index == IA32_TIME_STAMP_COUNTER {
+                vm.platform.guest_tsc_written(value, now);
+            }
+        }),
     };
     match result {
         Ok(()) => vm.vcpu.skip_instruction(),
@@ -282,7 +293,8 @@ fn exception<V: Vcpu>(vm: &mut Vm<V>, vector: u8) -> Outcome {
 }
 
 /// CPUID: the host's answer through the guest-view policy.
-fn cpuid<V: Vcpu>(vcpu: &mut V) {
+#[inline(never)]
+fn cpuid<V: Vcpu>(vcpu: &mut V, timing: &TimingLeaves) {
     let registers = vcpu.registers();
     let (leaf, subleaf) = (registers.rax as u32, registers.rcx as u32);
     let host = raw_cpuid::cpuid!(leaf, subleaf);
@@ -299,6 +311,7 @@ fn cpuid<V: Vcpu>(vcpu: &mut V) {
         },
         0,
         osxsave,
+        timing,
     );
     let registers = vcpu.registers();
     registers.rax = view.eax as u64;

@@ -16,7 +16,7 @@ use crate::devices::serial::{self, Serial16550};
 use crate::devices::MmioSize;
 use crate::devices::{acpi_pm, debug_exit, fw_cfg, i8042, pic, pit, reset, rtc};
 use crate::devices::{AccessSize, AnyPortDevice, ConsoleSink, DeviceContext, Timed, VmRequest};
-use crate::firmware::layout::{APIC_WINDOW_SIZE, IOAPIC_BASE, LAPIC_BASE};
+use crate::firmware::layout::{APIC_TIMER_HZ, APIC_WINDOW_SIZE, IOAPIC_BASE, LAPIC_BASE};
 
 /// How many devices [`Platform::pc`] puts on the port bus (its table is
 /// allocated at that size once).
@@ -37,12 +37,6 @@ pub struct PlatformConfig {
     /// IA32_TSC_DEADLINE.
     pub tsc_hz: u64,
 }
-
-/// The rate the local APIC timer counts at before its divider: the core
-/// crystal clock that CPUID leaf 0x15 will report (25 MHz, as on Skylake
-/// client parts), so that a guest can take it from CPUID instead of
-/// calibrating against the PIT.
-pub const APIC_TIMER_HZ: u64 = 25_000_000;
 
 /// The I/O APIC's ID: the vCPU count (`firmware/layout.rs`).
 const IOAPIC_ID: u8 = 1;
@@ -85,6 +79,8 @@ pub fn pc_port_owner(port: u16) -> Option<&'static str> {
 pub struct Settled {
     /// An interrupt is pending for the vCPU.
     pub interrupt: bool,
+    /// An NMI is pending for the vCPU.
+    pub nmi: bool,
     /// The VM time of the next timer event.
     pub next_deadline_ns: Option<u64>,
 }
@@ -292,12 +288,12 @@ impl Platform {
             }
             _ => false,
         };
-        let interrupt = match self.apics.as_deref_mut() {
+        let (interrupt, nmi) = match self.apics.as_deref_mut() {
             Some(apics) => {
                 apics.sync_lines(levels, edges);
-                apics.interrupt_pending(pic_output)
+                (apics.interrupt_pending(pic_output), apics.nmi_pending())
             }
-            None => pic_output,
+            None => (pic_output, false),
         };
         let next_deadline_ns = self
             .timers
@@ -312,6 +308,7 @@ impl Platform {
             .min();
         Settled {
             interrupt,
+            nmi,
             next_deadline_ns,
         }
     }
@@ -334,6 +331,16 @@ impl Platform {
         vector
     }
 
+    /// The vCPU takes the pending NMI (after [`Settled::nmi`] said one is
+    /// pending and the vCPU can take it); false if none was.
+    pub fn acknowledge_nmi(&mut self) -> bool {
+        let taken = self.apics.as_deref_mut().is_some_and(Apics::take_nmi);
+        if taken {
+            self.attention = true;
+        }
+        taken
+    }
+
     /// The APIC pair, made now if the guest had not touched it before.
     fn apics(&mut self) -> &mut Apics {
         let tsc_hz = self.tsc_hz;
@@ -345,8 +352,8 @@ impl Platform {
                     timer_hz: APIC_TIMER_HZ,
                     tsc_hz,
                     bootstrap_processor: true,
-                    // CPUID does not offer x2APIC yet.
-                    x2apic: false,
+                    // CPUID.1:ECX[21] offers it (rules/cpuid.rs).
+                    x2apic: true,
                 },
                 IOAPIC_ID,
             ));
@@ -438,6 +445,13 @@ impl Platform {
         let apics = self.apics.as_deref_mut()?;
         let mut cx = DeviceContext::new(&mut self.lines, console).at(now_ns);
         Some(apics.write_msr(msr, value, &mut cx))
+    }
+
+    /// The guest wrote `value` to IA32_TSC at `now_ns`: the local APIC's
+    /// TSC-deadline timer compares against the TSC from there on.
+    pub fn guest_tsc_written(&mut self, value: u64, now_ns: u64) {
+        self.attention = true;
+        self.apics().set_guest_tsc(value, now_ns);
     }
 
     /// The port accesses no device decoded.
@@ -891,5 +905,72 @@ mod apic_tests {
         );
         assert!(!platform.decodes_mmio(LAPIC + 0x30));
         assert!(platform.decodes_mmio(IOAPIC));
+    }
+
+    /// ICR low: NMI delivery mode (100), shorthand in bits 19:18.
+    const ICR_NMI_SELF: u32 = 4 << 8 | 1 << 18;
+    const ICR_NMI_ALL_BUT_SELF: u32 = 4 << 8 | 3 << 18;
+
+    #[test]
+    fn an_nmi_ipi_to_itself_is_latched_one_deep_for_the_vcpu() {
+        let (mut platform, mut console) = pc();
+        assert!(platform.settle().interrupt, "the PIT's first tick");
+        assert!(!platform.settle().nmi);
+        write32(&mut platform, LAPIC + 0x300, ICR_NMI_SELF, 0, &mut console);
+        let settled = platform.settle();
+        assert!(settled.nmi, "the self-NMI is pending");
+        // A second NMI before the first is taken is the same NMI.
+        write32(&mut platform, LAPIC + 0x300, ICR_NMI_SELF, 0, &mut console);
+        assert_eq!(platform.apics_if_made().unwrap().nmis_merged(), 1);
+        assert!(platform.acknowledge_nmi());
+        assert!(!platform.settle().nmi, "taken");
+        assert!(!platform.acknowledge_nmi(), "nothing left to take");
+        // Not through IRR: no vector is in service, the PIT still waits.
+        assert_eq!(read32(&mut platform, LAPIC + 0x100, 0, &mut console), 0);
+        assert!(platform.settle().interrupt);
+        // An NMI to everyone but itself reaches nobody on a one-vCPU VM.
+        write32(
+            &mut platform,
+            LAPIC + 0x300,
+            ICR_NMI_ALL_BUT_SELF,
+            0,
+            &mut console,
+        );
+        assert!(!platform.settle().nmi);
+        assert_eq!(platform.apics_if_made().unwrap().undelivered(), 1);
+    }
+
+    #[test]
+    fn an_ioapic_pin_in_nmi_mode_raises_an_nmi() {
+        let (mut platform, mut console) = pc();
+        assert!(platform.settle().interrupt);
+        assert_eq!(platform.acknowledge_interrupt(), Some(0x20));
+        out(&mut platform, 0x20, 0x20, &mut console);
+        out(&mut platform, 0x21, 0xff, &mut console);
+        // GSI 2 (the PIT) in NMI delivery mode (100), edge: the watchdog
+        // set-up some kernels use.
+        route(&mut platform, 2, 4 << 8, &mut console);
+        let deadline = platform.settle().next_deadline_ns.expect("the PIT ticks");
+        platform.advance(deadline, &mut console);
+        let settled = platform.settle();
+        assert!(settled.nmi, "the tick as an NMI");
+        assert!(!settled.interrupt, "and not as a vector");
+        assert!(platform.acknowledge_nmi());
+        // To another APIC ID: not this vCPU's.
+        route(&mut platform, 2, 4 << 8 | 5 << 56, &mut console);
+        platform.advance(deadline + 1_000_000, &mut console);
+        assert!(!platform.settle().nmi);
+    }
+
+    #[test]
+    fn the_local_apic_offers_x2apic_as_cpuid_does() {
+        let (mut platform, mut console) = pc();
+        let base = platform.read_apic_msr(0x1b, 0).unwrap().unwrap();
+        // EN | EXTD: x2APIC mode (SDM Vol. 3A, 12.12.1).
+        let written = platform.write_apic_msr(0x1b, base | 1 << 10, 0, &mut console);
+        assert_eq!(written, Some(Ok(())));
+        // The x2APIC version register (MSR 0x803) answers now.
+        let version = platform.read_apic_msr(0x803, 0).unwrap().unwrap();
+        assert_eq!(version & 0xff, 0x14);
     }
 }

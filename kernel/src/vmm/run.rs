@@ -286,7 +286,7 @@ fn run_slice<V: Vcpu>(vm: &mut Vm<V>, slice_tsc: u64, preempt_at: Option<u64>) {
 /// Asks the platform what changed: injects the pending interrupt if the
 /// vCPU can take it now, or asks for an interrupt window; bounds the guest's
 /// run by the next timer event; records when a halted vCPU must wake.
-/// Returns whether an interrupt is pending.
+/// NMIs likewise, ahead of interrupts. Returns whether either is pending.
 fn settle<V: Vcpu>(vm: &mut Vm<V>) -> bool {
     let settled = vm.platform.settle();
     vm.wake_at = settled.next_deadline_ns.map(|ns| vm.clock.tsc_at(ns));
@@ -294,8 +294,23 @@ fn settle<V: Vcpu>(vm: &mut Vm<V>) -> bool {
         .wake_at
         .map_or(vm.slice_deadline, |wake| wake.min(vm.slice_deadline));
     vm.vcpu.set_slice_deadline(deadline);
+    // An NMI goes first: it outranks external interrupts (SDM Vol. 3A,
+    // 7.9, Table 7-2), and one event is injected per entry.
+    if settled.nmi {
+        if vm.vcpu.nmi_allowed() && !vm.vcpu.event_pending() {
+            if vm.platform.acknowledge_nmi() {
+                vm.vcpu.inject_nmi();
+                vm.nmis_injected += 1;
+            }
+        } else {
+            // Inside the guest's NMI handler, or an event already queued:
+            // exit once it can take one (without NMI-window exiting, at
+            // the next exit).
+            let _ = vm.vcpu.request_nmi_window(true);
+        }
+    }
     if !settled.interrupt {
-        return false;
+        return settled.nmi;
     }
     if vm.vcpu.interruptible() && !vm.vcpu.event_pending() {
         if let Some(vector) = vm.platform.acknowledge_interrupt() {
@@ -377,11 +392,12 @@ pub fn print_summary<V: Vcpu>(vms: &[Vm<V>], refused: &[Refused]) {
         }
         line.pop();
         crate::println!("{}", line);
-        if vm.interrupts_injected > 0 {
+        if vm.interrupts_injected > 0 || vm.nmis_injected > 0 {
             crate::println!(
-                "    interrupts of {}: {} injected",
+                "    interrupts of {}: {} injected, {} NMIs",
                 vm.name,
-                vm.interrupts_injected
+                vm.interrupts_injected,
+                vm.nmis_injected
             );
         }
         let unclaimed = vm.platform.unclaimed_ports();

@@ -31,6 +31,10 @@ pub struct StartState {
     pub rax: u64,
     /// RBX at entry (the Multiboot information address; 0 otherwise).
     pub rbx: u64,
+    /// Added to the host's TSC to give the guest's: minus the host TSC at
+    /// the VM's start, so the guest's TSC counts from 0 with the VM's clock
+    /// (the local APIC's TSC-deadline timer compares against that TSC).
+    pub tsc_offset: u64,
 }
 
 pub use crate::rules::control_registers::ControlState;
@@ -149,6 +153,16 @@ pub trait Vcpu {
     /// interruptible (`true`), or stops asking (`false`). Returns `false`
     /// when the hardware cannot do it.
     fn request_interrupt_window(&mut self, on: bool) -> bool;
+    /// Queues an NMI for the next entry; the caller checked
+    /// [`Vcpu::nmi_allowed`].
+    fn inject_nmi(&mut self);
+    /// Whether the guest can take an NMI now: not inside its NMI handler
+    /// (NMI blocking, until its IRET) and no STI or MOV-SS shadow.
+    fn nmi_allowed(&self) -> bool;
+    /// Asks for an [`Exit::NmiWindow`] as soon as the guest can take an
+    /// NMI (`true`), or stops asking (`false`). Returns `false` when the
+    /// hardware cannot do it.
+    fn request_nmi_window(&mut self, on: bool) -> bool;
 
     /// The TSC value at which the current slice ends: the backend stops the
     /// guest by then (VMX-preemption timer, or a host timer on SVM).

@@ -9,9 +9,13 @@ use crate::devices::ConsoleSink;
 use crate::loader::{BootState, DataModule};
 use crate::mm::phys::PhysRange;
 use crate::options::{ModuleOptions, RestartPolicy};
+use crate::rules::cpuid::TimingLeaves;
 use crate::rules::msr::VirtualMsrs;
 use crate::size::Bytes;
 use crate::vmm::clock::VmClock;
+
+/// The timing leaves' answers every VM shares (see [`Vm::cpuid_timing`]).
+static TIMING_LEAVES: spin::Once<TimingLeaves> = spin::Once::new();
 use crate::vmm::delivery_loop::ExceptionStreak;
 use crate::vmm::platform::{Platform, PlatformConfig};
 use crate::vmm::sched::RunState;
@@ -142,6 +146,11 @@ pub struct Vm<V: Vcpu> {
     pub restarts: u32,
     /// Interrupts injected into the vCPU (for the summary).
     pub interrupts_injected: u64,
+    /// CPUID's answers for the leaves that report the TSC's rate, which is
+    /// the host's and the same for every VM: made once, shared.
+    pub cpuid_timing: &'static TimingLeaves,
+    /// NMIs injected into the vCPU (for the summary).
+    pub nmis_injected: u64,
     /// When a vCPU halted with interrupts on must wake (TSC), if a timer
     /// of its devices will fire.
     pub wake_at: Option<u64>,
@@ -174,7 +183,8 @@ fn platform_config(ram_bytes: u64, options: &ModuleOptions, tsc_hz: u64) -> Plat
     }
 }
 
-fn start_state(boot: &BootState) -> StartState {
+/// How `boot` starts, on a guest TSC that reads 0 at host TSC `origin_tsc`.
+fn start_state(boot: &BootState, origin_tsc: u64) -> StartState {
     StartState {
         mode: boot.mode,
         rip: boot.entry,
@@ -185,6 +195,7 @@ fn start_state(boot: &BootState) -> StartState {
         gdt_limit: boot.gdt_limit,
         rax: boot.rax,
         rbx: boot.rbx,
+        tsc_offset: origin_tsc.wrapping_neg(),
     }
 }
 
@@ -214,7 +225,8 @@ impl<V: Vcpu> Vm<V> {
         let data_modules: Vec<DataModule<'static>> = data_modules.to_vec();
         let boot = boot(image, &options, &data_modules, &mut ram)?;
         log::debug!("vm {}: {:?}", name, boot);
-        let start = start_state(&boot);
+        let origin_tsc = crate::arch::tsc::rdtsc();
+        let start = start_state(&boot, origin_tsc);
         let vcpu = backend.create_vcpu(id, ram.range(), &start)?;
         log::info!(
             "vm {}: {} image, {} loaded, {} RAM, starts in {:?} mode at {:#x}",
@@ -239,12 +251,14 @@ impl<V: Vcpu> Vm<V> {
             state: RunState::Runnable,
             stop: None,
             platform,
-            clock: VmClock::new(crate::arch::tsc::rdtsc(), tsc_hz),
+            clock: VmClock::new(origin_tsc, tsc_hz),
             console,
             restarts: 0,
             slice_deadline: 0,
             wake_at: None,
             interrupts_injected: 0,
+            nmis_injected: 0,
+            cpuid_timing: TIMING_LEAVES.call_once(|| TimingLeaves::new(tsc_hz)),
             exception_streak: ExceptionStreak::default(),
             msrs: VirtualMsrs::default(),
         })
@@ -272,7 +286,8 @@ impl<V: Vcpu> Vm<V> {
     pub fn restart(&mut self) -> Result<(), String> {
         self.ram.clear();
         let boot = boot(self.image, &self.options, &self.data_modules, &mut self.ram)?;
-        self.start = start_state(&boot);
+        let origin_tsc = crate::arch::tsc::rdtsc();
+        self.start = start_state(&boot, origin_tsc);
         self.vcpu.reset(&self.start);
         // The vCPU is the one loaded on this CPU: put its fresh extended
         // state, CR2 and MSRs in place, or the next unload would save the
@@ -289,7 +304,7 @@ impl<V: Vcpu> Vm<V> {
             &self.options,
             self.clock_hz(),
         ));
-        self.clock = VmClock::new(crate::arch::tsc::rdtsc(), self.clock_hz());
+        self.clock = VmClock::new(origin_tsc, self.clock_hz());
         self.exception_streak = ExceptionStreak::default();
         self.wake_at = None;
         Ok(())

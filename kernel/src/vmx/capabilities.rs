@@ -19,6 +19,9 @@ pub mod pin {
     pub const EXTERNAL_INTERRUPT_EXITING: u32 = 1 << 0;
     /// NMI exiting.
     pub const NMI_EXITING: u32 = 1 << 3;
+    /// Virtual NMIs: the CPU tracks the guest's NMI blocking (set by an
+    /// injected NMI, cleared by the guest's IRET).
+    pub const VIRTUAL_NMIS: u32 = 1 << 5;
     /// Activate VMX-preemption timer.
     pub const PREEMPTION_TIMER: u32 = 1 << 6;
 }
@@ -41,6 +44,8 @@ pub mod primary {
     pub const MSR_BITMAPS: u32 = 1 << 28;
     /// MONITOR exiting.
     pub const MONITOR_EXITING: u32 = 1 << 29;
+    /// NMI-window exiting (needs virtual NMIs).
+    pub const NMI_WINDOW_EXITING: u32 = 1 << 22;
     /// Activate secondary controls.
     pub const SECONDARY_CONTROLS: u32 = 1 << 31;
 }
@@ -146,7 +151,10 @@ impl Capabilities {
                 ControlField::PinBased,
                 rdmsr(pick(IA32_VMX_TRUE_PINBASED_CTLS, IA32_VMX_PINBASED_CTLS)),
                 pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING | pin::PREEMPTION_TIMER,
-                0,
+                // Without virtual NMIs the guest's NMI blocking is the real
+                // one, which an NMI window cannot be asked for (SDM Vol. 3C,
+                // 25.3 and 26.6.2): NMIs then wait for the next exit.
+                pin::VIRTUAL_NMIS,
             )?;
             let primary_capability =
                 rdmsr(pick(IA32_VMX_TRUE_PROCBASED_CTLS, IA32_VMX_PROCBASED_CTLS));

@@ -85,6 +85,7 @@ pub fn decode(reason: u32) -> Exit {
         },
         reason::PREEMPTION_TIMER => Exit::SliceEnd,
         reason::INTERRUPT_WINDOW => Exit::InterruptWindow,
+        reason::NMI_WINDOW => Exit::NmiWindow,
         reason::XSETBV => Exit::Xsetbv,
         reason => Exit::Unsupported { reason },
     }

@@ -249,5 +249,7 @@ pub fn write_guest_state(capabilities: &Capabilities, start: &StartState) {
     for field in guest::PDPTES {
         field.write(0);
     }
-    control::TSC_OFFSET.write(0);
+    // The guest TSC starts at 0 with the VM (SDM Vol. 3C, 25.3: RDTSC
+    // returns the host TSC plus this offset with "use TSC offsetting").
+    control::TSC_OFFSET.write(start.tsc_offset);
 }

@@ -36,6 +36,8 @@ use x86::msr::{rdmsr, wrmsr};
 const DR6_DEFAULT: u64 = 0xffff_0ff0;
 const VECTOR_DB: u8 = 1;
 const VECTOR_AC: u8 = 17;
+/// Interruptibility state bit 3, blocking by NMI (SDM Vol. 3C, Table 26-3).
+const NMI_BLOCKING: u32 = 1 << 3;
 
 /// The SYSCALL-related MSRs that VMX leaves to software.
 const SWITCHED_MSRS: [u32; 5] = [
@@ -256,6 +258,12 @@ impl VmxVcpu {
         if matches!((info >> 8) & 7, 4..=6) {
             control::ENTRY_INSTRUCTION_LENGTH.write(exit::INSTRUCTION_LENGTH.read());
         }
+        // An NMI whose delivery exited is injected again; the entry requires
+        // that virtual-NMI blocking be clear for that (SDM Vol. 3C,
+        // 27.3.1.5), as the NMI was never taken.
+        if (info >> 8) & 7 == 2 {
+            guest::INTERRUPTIBILITY.write(guest::INTERRUPTIBILITY.read() & !NMI_BLOCKING);
+        }
         // Bit 12 (NMI unblocking due to IRET) is reserved in the entry field.
         control::ENTRY_INTERRUPTION_INFO.write(info & !(1 << 12));
         self.event_pending = true;
@@ -269,6 +277,13 @@ impl VmxVcpu {
     /// (bit 16), which is active-low. A general-detect #DB (BD) also clears
     /// DR7.GD, as delivery would (SDM Vol. 3B, 19.2.4).
     fn reflect_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        // A fault in an IRET that had unblocked NMIs: the IRET did not
+        // complete, so the guest is still in its NMI handler (SDM Vol. 3C,
+        // 28.2.3, "NMI unblocking due to IRET", with virtual NMIs; the
+        // exception is #DF, which never comes here).
+        if exit::INTERRUPTION_INFO.read() & (1 << 12) != 0 {
+            guest::INTERRUPTIBILITY.write(guest::INTERRUPTIBILITY.read() | NMI_BLOCKING);
+        }
         if vector == VECTOR_DB {
             const DR6_RTM: u64 = 1 << 16;
             const DR6_BD: u64 = 1 << 13;
@@ -558,6 +573,35 @@ impl Vcpu for VmxVcpu {
     fn request_interrupt_window(&mut self, on: bool) -> bool {
         let bit = super::capabilities::primary::INTERRUPT_WINDOW_EXITING;
         if self.capabilities.primary_allowed & bit == 0 {
+            return false;
+        }
+        let controls = control::PRIMARY_PROCESSOR_BASED.read();
+        control::PRIMARY_PROCESSOR_BASED.write(if on { controls | bit } else { controls & !bit });
+        true
+    }
+
+    fn inject_nmi(&mut self) {
+        // NMI (type 2), vector 2, valid (SDM Vol. 3C, 26.8.3). With virtual
+        // NMIs the entry sets virtual-NMI blocking, which the guest's IRET
+        // clears (26.8.1.2, 25.3).
+        control::ENTRY_INTERRUPTION_INFO.write(2 | (2 << 8) | (1 << 31));
+        self.event_pending = true;
+    }
+
+    fn nmi_allowed(&self) -> bool {
+        // Blocking by STI (bit 0), by MOV SS (bit 1) and by NMI (bit 3)
+        // (SDM Vol. 3C, Table 26-3). An NMI may not be injected under MOV-SS
+        // blocking (27.3.1.5); STI blocking is honoured too, as processors
+        // may hold NMIs off under it (25.3, "NMI-window exiting").
+        guest::INTERRUPTIBILITY.read() & 0b1011 == 0
+    }
+
+    fn request_nmi_window(&mut self, on: bool) -> bool {
+        // NMI-window exiting needs virtual NMIs (SDM Vol. 3C, 27.2.1.1).
+        let bit = super::capabilities::primary::NMI_WINDOW_EXITING;
+        if self.capabilities.primary_allowed & bit == 0
+            || self.capabilities.pin & super::capabilities::pin::VIRTUAL_NMIS == 0
+        {
             return false;
         }
         let controls = control::PRIMARY_PROCESSOR_BASED.read();

@@ -179,7 +179,7 @@ impl Lapic {
 
     /// Whether an IPI to `destination` reaches this APIC (SDM Vol. 3A,
     /// 12.6.2; 12.12.10 for x2APIC).
-    fn is_destination(&self, destination: IpiDestination) -> bool {
+    pub fn is_destination(&self, destination: IpiDestination) -> bool {
         let x2apic = self.mode == ApicMode::X2Apic;
         let broadcast = if x2apic { u32::MAX } else { 0xff };
         match destination {

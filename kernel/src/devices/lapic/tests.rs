@@ -782,3 +782,35 @@ fn tsc_conversions_round_towards_the_deadline() {
     assert_eq!(tsc_to_ns(3, 2_000_000_000), 2, "1.5 ns rounds up");
     assert!(guest_tsc(tsc_to_ns(12_345, 3_000_000_007), 3_000_000_007) >= 12_345);
 }
+
+#[test]
+fn tsc_deadline_follows_a_guest_write_of_the_tsc() {
+    let mut rig = Rig::new();
+    rig.write(O_LVT_TIMER, TIMER_VECTOR | TSC_DEADLINE);
+    // At 1 ms (TSC 2_000_000 at 2 GHz) the guest sets its TSC to 10^9.
+    rig.now = 1_000_000;
+    rig.apic.set_guest_tsc(1_000_000_000, rig.now);
+    assert_eq!(rig.apic.guest_tsc(rig.now), 1_000_000_000);
+    assert_eq!(rig.apic.guest_tsc(2_000_000), 1_002_000_000);
+    // A deadline 1 ms ahead of the new TSC fires 1 ms later, not at the
+    // VM time the old TSC would have reached it.
+    rig.wrmsr(IA32_TSC_DEADLINE, 1_002_000_000).unwrap();
+    assert_eq!(rig.apic.next_deadline_ns(), Some(2_000_000));
+    rig.advance_to(1_999_999);
+    assert_eq!(rig.apic.pending(), None);
+    rig.advance_to(2_000_000);
+    assert_eq!(rig.apic.pending(), Some(TIMER_VECTOR as u8));
+    // Set back below its value at VM time 0 (TSC 4_000_000 at 2 ms): the
+    // TSC keeps counting from there, and a deadline below the value it
+    // had at VM time 0 is due at once.
+    rig.apic.set_guest_tsc(5, rig.now);
+    assert_eq!(rig.apic.guest_tsc(rig.now + 1_000), 2_005);
+    rig.wrmsr(IA32_TSC_DEADLINE, 1_005).unwrap();
+    assert_eq!(
+        rig.apic.next_deadline_ns(),
+        Some(rig.now + 500),
+        "1000 ticks on"
+    );
+    rig.apic.set_guest_tsc(5_000_000, rig.now);
+    assert_eq!(rig.apic.next_deadline_ns(), Some(0));
+}

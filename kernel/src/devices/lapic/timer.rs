@@ -88,6 +88,8 @@ pub struct ApicTimer {
     countdown: Option<Countdown>,
     /// IA32_TSC_DEADLINE; 0 is disarmed.
     deadline_tsc: u64,
+    /// The guest TSC at VM time 0: 0 unless the guest wrote IA32_TSC.
+    tsc_at_zero: u64,
 }
 
 impl ApicTimer {
@@ -103,12 +105,22 @@ impl ApicTimer {
             initial: 0,
             countdown: None,
             deadline_tsc: 0,
+            tsc_at_zero: 0,
         }
     }
 
-    /// The TSC rate deadlines are compared at.
-    pub fn tsc_hz(&self) -> u64 {
-        self.tsc_hz
+    /// The guest TSC at `now_ns`.
+    pub fn guest_tsc(&self, now_ns: u64) -> u64 {
+        // Modulo 2^64, as the TSC offset of the hardware adds (SDM Vol. 3C,
+        // 26.6.5): the guest may set its TSC below its value at VM time 0.
+        guest_tsc(now_ns, self.tsc_hz).wrapping_add(self.tsc_at_zero)
+    }
+
+    /// The guest wrote IA32_TSC (SDM Vol. 3A, 18.17): from `now_ns` on its
+    /// TSC reads `value` plus what has passed since, and deadlines compare
+    /// against that.
+    pub fn set_guest_tsc(&mut self, value: u64, now_ns: u64) {
+        self.tsc_at_zero = value.wrapping_sub(guest_tsc(now_ns, self.tsc_hz));
     }
 
     /// The divide configuration register (bits 0, 1 and 3).
@@ -207,9 +219,7 @@ impl ApicTimer {
     /// 0 once it passed, and 0 outside TSC-deadline mode
     /// (SDM Vol. 3A, 12.5.4.1).
     pub fn deadline(&self, now_ns: u64) -> u64 {
-        if self.mode != TimerMode::TscDeadline
-            || self.deadline_tsc <= guest_tsc(now_ns, self.tsc_hz)
-        {
+        if self.mode != TimerMode::TscDeadline || self.deadline_tsc <= self.guest_tsc(now_ns) {
             0
         } else {
             self.deadline_tsc
@@ -228,7 +238,14 @@ impl ApicTimer {
     pub fn next_deadline_ns(&self) -> Option<u64> {
         match self.mode {
             TimerMode::TscDeadline if self.deadline_tsc != 0 => {
-                Some(tsc_to_ns(self.deadline_tsc, self.tsc_hz))
+                // Ticks since VM time 0; a deadline before the TSC's value
+                // then (after a write of IA32_TSC) is already due.
+                let ticks = self.deadline_tsc.wrapping_sub(self.tsc_at_zero);
+                Some(if (ticks as i64) < 0 {
+                    0
+                } else {
+                    tsc_to_ns(ticks, self.tsc_hz)
+                })
             }
             TimerMode::OneShot | TimerMode::Periodic => {
                 let countdown = self.countdown?;
@@ -245,7 +262,7 @@ impl ApicTimer {
     /// any number of piled-up periods in periodic mode.
     pub fn advance(&mut self, now_ns: u64) -> u64 {
         if self.mode == TimerMode::TscDeadline {
-            if self.deadline_tsc != 0 && self.deadline_tsc <= guest_tsc(now_ns, self.tsc_hz) {
+            if self.deadline_tsc != 0 && self.deadline_tsc <= self.guest_tsc(now_ns) {
                 self.deadline_tsc = 0;
                 return 1;
             }

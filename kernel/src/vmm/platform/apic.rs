@@ -40,10 +40,16 @@ pub(super) const fn isa_to_gsi(lines: u32) -> u32 {
 pub struct Apics {
     lapic: Lapic,
     ioapic: Ioapic,
-    /// Messages no local APIC took: NMI, SMI, INIT and start-up messages
-    /// from the I/O APIC, which a one-vCPU PC without NMI injection does
-    /// not deliver yet, and fixed messages for another APIC ID.
+    /// Messages no local APIC took: SMI, INIT and start-up messages, which
+    /// a one-vCPU PC does not carry out, and messages and IPIs for another
+    /// APIC ID.
     undelivered: u64,
+    /// An NMI reached the vCPU and waits to be injected. NMIs are edge
+    /// events the processor latches one deep: another arriving while one
+    /// waits is the same NMI (SDM Vol. 3A, 7.7.1: the NMI "latch").
+    nmi_latched: bool,
+    /// NMIs that arrived while one was already latched.
+    nmis_merged: u64,
 }
 
 impl Apics {
@@ -55,7 +61,32 @@ impl Apics {
             lapic,
             ioapic: Ioapic::new(ioapic_id),
             undelivered: 0,
+            nmi_latched: false,
+            nmis_merged: 0,
         }
+    }
+
+    /// An NMI for the vCPU (an NMI message, an NMI IPI, LINT1).
+    fn raise_nmi(&mut self) {
+        if self.nmi_latched {
+            self.nmis_merged += 1;
+        }
+        self.nmi_latched = true;
+    }
+
+    /// Whether an NMI waits for the vCPU.
+    pub fn nmi_pending(&self) -> bool {
+        self.nmi_latched
+    }
+
+    /// The vCPU takes the latched NMI; false if there was none.
+    pub fn take_nmi(&mut self) -> bool {
+        core::mem::take(&mut self.nmi_latched)
+    }
+
+    /// NMIs that arrived while one was latched, and were merged into it.
+    pub fn nmis_merged(&self) -> u64 {
+        self.nmis_merged
     }
 
     /// The local APIC.
@@ -66,6 +97,11 @@ impl Apics {
     /// The I/O APIC.
     pub fn ioapic(&self) -> &Ioapic {
         &self.ioapic
+    }
+
+    /// The guest wrote `value` to IA32_TSC at `now_ns`.
+    pub fn set_guest_tsc(&mut self, value: u64, now_ns: u64) {
+        self.lapic.set_guest_tsc(value, now_ns);
     }
 
     /// Messages that reached no local APIC.
@@ -104,6 +140,9 @@ impl Apics {
             }
             // The 8259A's vector reaches the vCPU through LINT0.
             DeliveryMode::ExtInt => {}
+            // An NMI pin ignores its vector (82093AA datasheet, 3.2.4,
+            // IOREDTBL delivery mode 100).
+            DeliveryMode::Nmi if for_us => self.raise_nmi(),
             _ => self.undelivered += 1,
         }
     }
@@ -202,13 +241,20 @@ impl Apics {
         result
     }
 
-    /// What a local APIC register write leaves for the rest of the PC:
-    /// IPIs to other processors have nobody to reach on a one-vCPU VM (an
-    /// IPI to itself the local APIC has already taken). Level EOIs wait for
-    /// [`Apics::sync_lines`], which the core's settle runs next.
+    /// What a local APIC register write leaves for the rest of the PC: an
+    /// NMI IPI that reaches this APIC (self, all-including-self, its own
+    /// ID) is latched for the vCPU; other IPIs to other processors have
+    /// nobody to reach on a one-vCPU VM (a fixed IPI to itself the local
+    /// APIC has already taken). Level EOIs wait for [`Apics::sync_lines`],
+    /// which the core's settle runs next.
     fn after_lapic_change(&mut self) {
-        while self.lapic.take_ipi().is_some() {
-            self.undelivered += 1;
+        while let Some(ipi) = self.lapic.take_ipi() {
+            match ipi.delivery_mode {
+                DeliveryMode::Nmi if self.lapic.is_destination(ipi.destination) => self.raise_nmi(),
+                DeliveryMode::Fixed | DeliveryMode::LowestPriority
+                    if self.lapic.is_destination(ipi.destination) => {}
+                _ => self.undelivered += 1,
+            }
         }
     }
 }
