@@ -60,6 +60,9 @@ fn multiboot_kernels_boot_with_their_information_and_modules() {
         "info-flags-mem-cmdline-mmap",
         "mem-lower-639",
         "cmdline-after-dashes",
+        "boot-loader-name",
+        "entry-state",
+        "a20-on",
     ] {
         c.has(&[&format!("mbtest: PASS {probe}")]);
     }

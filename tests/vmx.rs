@@ -142,6 +142,26 @@ fn bad_modules_are_refused_and_the_rest_run() {
     let counter = std::fs::read(images.join("counter.elf")).unwrap();
     std::fs::write(tree.join("guests/truncated.elf"), &counter[..300]).unwrap();
     std::fs::write(tree.join("guests/empty.bin"), b"").unwrap();
+    // Multiboot kernels a loader must refuse: mbtest wanting a video mode
+    // (header flag 2, checksum kept right), and mbtest with a checksum
+    // that does not add up.
+    let mbtest = std::fs::read(images.join("mbtest.elf")).unwrap();
+    let header = mbtest[..mbtest.len().min(8192)]
+        .chunks_exact(4)
+        .position(|word| word == 0x1BAD_B002u32.to_le_bytes())
+        .expect("mbtest has a Multiboot header")
+        * 4;
+    let word = |bytes: &[u8], at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut video = mbtest.clone();
+    let flags = word(&video, header + 4) | 1 << 2;
+    let checksum = 0u32.wrapping_sub(0x1BAD_B002).wrapping_sub(flags);
+    video[header + 4..header + 8].copy_from_slice(&flags.to_le_bytes());
+    video[header + 8..header + 12].copy_from_slice(&checksum.to_le_bytes());
+    std::fs::write(tree.join("guests/video.elf"), &video).unwrap();
+    let mut unsummed = mbtest.clone();
+    unsummed[header + 8] ^= 1;
+    std::fs::write(tree.join("guests/unsummed.elf"), &unsummed).unwrap();
+    std::fs::copy(images.join("mbtest.elf"), tree.join("guests/mbtest.elf")).unwrap();
     // Bytes, not a str: module 9's line is deliberately not UTF-8 (0xE9 is
     // Latin-1 "é"); GRUB passes it on as it is.
     std::fs::write(
@@ -158,6 +178,9 @@ fn bad_modules_are_refused_and_the_rest_run() {
          module2 /guests/counter.elf name=counter mem=4M\n\
          module2 /guests/hello.bin name=pinned mem=1M cpu=1\n\
          module2 /guests/hello.bin name=caf\xe9 mem=1M\n\
+         module2 /guests/video.elf name=video mem=2M\n\
+         module2 /guests/unsummed.elf name=unsummed mem=2M\n\
+         module2 /guests/mbtest.elf name=orphan mem=2M modules=nothere\n\
          boot\n}\n",
     )
     .unwrap();
@@ -177,8 +200,8 @@ fn bad_modules_are_refused_and_the_rest_run() {
         format!("`tessera boot` exited with {code:?}, not 7 (modules refused)"),
     );
     c.check(
-        stderr.contains("refused 8 modules"),
-        "stderr does not count the 8 refused modules",
+        stderr.contains("refused 11 modules"),
+        "stderr does not count the 11 refused modules",
     );
     c.has(&[
         "[ERROR] vm truncated: bad ELF:",
@@ -205,6 +228,20 @@ fn bad_modules_are_refused_and_the_rest_run() {
          the module's command line is not valid UTF-8",
         "; VM not created",
     ]);
+    // Multiboot kernels: each refusal names the reason.
+    c.has(&[
+        "[ERROR] vm video: Multiboot header flag 2 requires a video mode, \
+         and tessera has no display; VM not created",
+    ]);
+    c.has(&[
+        "[ERROR] vm unsummed: Multiboot header at offset 0x",
+        ": checksum 0x",
+        "; VM not created",
+    ]);
+    c.has(&[
+        "[ERROR] vm orphan: modules= names `nothere`, which is not a data module \
+         (role=data) of this boot; VM not created",
+    ]);
     // The good modules, before and after the bad ones, still run.
     c.has(&["   hello | Hello from a real-mode guest!"]);
     c.has(&[" counter | counter: done: 664579 primes"]);
@@ -226,6 +263,12 @@ fn bad_modules_are_refused_and_the_rest_run() {
             "module-9",
             "not created: the module's command line is not valid UTF-8",
         ),
+        (
+            "video",
+            "not created: Multiboot header flag 2 requires a video mode",
+        ),
+        ("unsummed", "not created: Multiboot header at offset"),
+        ("orphan", "not created: modules= names `nothere`"),
     ] {
         c.summary(vm, "refused", reason);
     }

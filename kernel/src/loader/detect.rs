@@ -87,16 +87,25 @@ fn other_format(image: &[u8]) -> Option<DetectedFormat> {
         == Some(LINUX_SIGNATURE.as_slice())
     {
         Some(DetectedFormat::Linux)
-    } else if has_multiboot2_header(image) {
+    } else if has_multiboot2_header(image, true) {
         Some(DetectedFormat::Multiboot2)
-    } else if has_multiboot_header(image) {
+    } else if has_multiboot_header(image, true) {
+        Some(DetectedFormat::Multiboot)
+    } else if has_multiboot2_header(image, false) {
+        // A magic whose checksum fails: a damaged Multiboot kernel, which
+        // the Multiboot loader refuses with the reason, rather than one to
+        // run as plain ELF without the hand-over it expects.
+        Some(DetectedFormat::Multiboot2)
+    } else if has_multiboot_header(image, false) {
         Some(DetectedFormat::Multiboot)
     } else {
         None
     }
 }
 
-fn has_multiboot_header(image: &[u8]) -> bool {
+/// Whether a Multiboot (1) header is in its place; with `checked`, only
+/// one whose checksum adds up counts.
+fn has_multiboot_header(image: &[u8], checked: bool) -> bool {
     header_offsets(
         image,
         MULTIBOOT_SEARCH_BYTES,
@@ -106,14 +115,17 @@ fn has_multiboot_header(image: &[u8]) -> bool {
     )
     .any(|offset| {
         let field = |n: u64| u32_at(image, offset + 4 * n).unwrap_or(0);
-        MULTIBOOT_MAGIC
-            .wrapping_add(field(1))
-            .wrapping_add(field(2))
-            == 0
+        !checked
+            || MULTIBOOT_MAGIC
+                .wrapping_add(field(1))
+                .wrapping_add(field(2))
+                == 0
     })
 }
 
-fn has_multiboot2_header(image: &[u8]) -> bool {
+/// Whether a Multiboot2 header is in its place; with `checked`, only one
+/// whose checksum adds up and whose length covers the fixed part counts.
+fn has_multiboot2_header(image: &[u8], checked: bool) -> bool {
     header_offsets(
         image,
         MULTIBOOT2_SEARCH_BYTES,
@@ -127,7 +139,7 @@ fn has_multiboot2_header(image: &[u8]) -> bool {
             .wrapping_add(field(1))
             .wrapping_add(field(2))
             .wrapping_add(field(3));
-        sum == 0 && u64::from(field(2)) >= MULTIBOOT2_HEADER_BYTES
+        !checked || (sum == 0 && u64::from(field(2)) >= MULTIBOOT2_HEADER_BYTES)
     })
 }
 
@@ -233,7 +245,11 @@ pub(super) mod tests {
         );
         let mut bad = multiboot_image(64, 8);
         bad[16] ^= 1;
-        assert_eq!(detect(&bad), DetectedFormat::Raw, "bad checksum");
+        assert_eq!(
+            detect(&bad),
+            DetectedFormat::Multiboot,
+            "a bad checksum is a damaged Multiboot kernel, for the loader to refuse"
+        );
         let cut = &multiboot_image(64, 52)[..62];
         assert_eq!(detect(cut), DetectedFormat::Raw, "header cut off");
     }
@@ -257,7 +273,12 @@ pub(super) mod tests {
         );
         let mut bad = multiboot2_image(64, 8);
         bad[20] ^= 1;
-        assert_eq!(detect(&bad), DetectedFormat::Raw, "bad checksum");
+        assert_eq!(detect(&bad), DetectedFormat::Multiboot2, "bad checksum");
+        // A damaged Multiboot2 magic does not hide a sound Multiboot header.
+        let mut both = multiboot2_image(128, 64);
+        both[68] ^= 1;
+        both[..12].copy_from_slice(&multiboot_image(12, 0));
+        assert_eq!(detect(&both), DetectedFormat::Multiboot);
     }
 
     #[test]

@@ -403,8 +403,9 @@ fn header_flag_errors() {
 fn checksum_errors_name_the_values() {
     let mut image = aout_kernel(0, 0x10_0000, 0x1000, 0, 0x10_0080);
     image[0x48] ^= 1;
-    assert_eq!(detect(&image), DetectedFormat::Raw);
-    let error = refusal(&image, "format=multiboot", 4 * MIB);
+    assert_eq!(detect(&image), DetectedFormat::Multiboot);
+    // Refused as it is detected, not run as a flat binary.
+    let error = refusal(&image, "", 4 * MIB);
     assert!(matches!(
         error,
         LoadError::Multiboot(MultibootError::BadChecksum { offset: 0x40, .. })
@@ -757,9 +758,9 @@ fn multiboot2_header_errors() {
     let mut header = mb2_header(0, &[]);
     header[12] ^= 0x10;
     let image = elf_with_header(elf(), &header);
-    assert_eq!(detect(&image), DetectedFormat::Elf32);
+    assert_eq!(detect(&image), DetectedFormat::Multiboot2);
     assert!(matches!(
-        refusal(&image, "format=multiboot", 4 * MIB),
+        refusal(&image, "", 4 * MIB),
         LoadError::Multiboot(MultibootError::BadChecksum {
             version: MultibootVersion::Two,
             ..
