@@ -251,9 +251,9 @@ fn bench_guest_reports_exit_round_trips() {
         "cpuid",
         "vmcall",
         "port-in",
-        "pit-write",
         "mmio-read",
         "lapic-timer-irq",
+        "pit-write",
         "baseline",
     ] {
         let prefix = format!("bench: {operation} ");
