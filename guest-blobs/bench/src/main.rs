@@ -103,7 +103,7 @@ fn main() -> u64 {
         }),
     );
     if let Err(error) = local_apic() {
-        println!("bench: {error}; no mmio-read or lapic-timer-irq figures");
+        println!("bench: {error}; no further local APIC figures");
         status = 1;
     }
     // After the APIC figures, which make the VM's APIC pair (see above).
