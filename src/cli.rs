@@ -47,9 +47,10 @@ pub enum Commands {
     /// error. The reason goes to stderr.
     Boot(BootArgs),
     /// Boot the `bench` guest and report the round trip of a guest CPUID, a
-    /// hypercall and an unhandled port read (default engine: Bochs, whose TSC
-    /// counts instructions, so the figures are exact path lengths), and the
-    /// hypervisor's loaded size; then the scale measure: N copies of the
+    /// hypercall, an unhandled port read, a PIT write, a local APIC MMIO
+    /// read and a local APIC timer interrupt with its EOI (default engine:
+    /// Bochs, whose TSC counts instructions, so the figures are exact path
+    /// lengths), and the hypervisor's loaded size; then the scale measure: N copies of the
     /// `race` guest side by side, their min/median/max progress, Jain's
     /// fairness index and the host memory per VM.
     Bench(BenchArgs),
