@@ -329,7 +329,8 @@ fn bench_guest_reports_exit_round_trips() {
     let injected = lines.iter().find_map(|l| {
         l.trim()
             .strip_prefix("interrupts of bench: ")?
-            .strip_suffix(" injected")?
+            .split_once(" injected")?
+            .0
             .parse::<u64>()
             .ok()
     });

@@ -113,6 +113,11 @@ mod kernel {
             idle(options.on_idle, "no guest modules");
         }
         arch::mask_legacy_interrupts();
+        if arch::idle::init() {
+            log::info!("idle: waits in HLT, woken by the local APIC's TSC-deadline timer");
+        } else {
+            log::info!("idle: waits spinning (the CPU has no TSC-deadline timer)");
+        }
         let capabilities = match vmx::enable() {
             Ok(capabilities) => capabilities,
             Err(error) => {

@@ -1191,8 +1191,15 @@ fn cpuid(t: &mut Tally) {
         &"set",
         ecx & CPUID1_ECX_HYPERVISOR != 0,
     );
-    // Features whose MSRs or instructions tessera does not virtualize.
+    // The local APIC's TSC-deadline mode is emulated, whatever the host has.
     let leaf1 = __cpuid(1);
+    t.record(
+        "CPUID.1:ECX bit 24 (TSC-deadline timer)",
+        &set_clear(leaf1.ecx & CPUID1_ECX_TSC_DEADLINE),
+        &"set",
+        leaf1.ecx & CPUID1_ECX_TSC_DEADLINE != 0,
+    );
+    // Features whose MSRs or instructions tessera does not virtualize.
     // Beyond the highest basic leaf, CPUID answers with that leaf's data.
     let leaf7_ebx = if __cpuid(0).eax >= 7 {
         __cpuid_count(7, 0).ebx
@@ -1203,10 +1210,6 @@ fn cpuid(t: &mut Tally) {
         ("CPUID.1:EDX bit 7 (MCE)", leaf1.edx & CPUID1_EDX_MCE),
         ("CPUID.1:EDX bit 14 (MCA)", leaf1.edx & CPUID1_EDX_MCA),
         ("CPUID.1:ECX bit 6 (SMX)", leaf1.ecx & CPUID1_ECX_SMX),
-        (
-            "CPUID.1:ECX bit 24 (TSC-deadline timer)",
-            leaf1.ecx & CPUID1_ECX_TSC_DEADLINE,
-        ),
         (
             "CPUID.7.0:EBX bit 1 (IA32_TSC_ADJUST)",
             leaf7_ebx & CPUID7_EBX_TSC_ADJUST,

@@ -4,6 +4,9 @@
 //! interrupts through VM exits), so every vector that reaches this IDT is a
 //! hypervisor bug or a hardware error: the handler prints everything needed to
 //! find it and halts the machine. A silent triple fault is never acceptable.
+//! The exceptions are the idle timer's wake-up and the APIC's spurious
+//! vector (see `idle.rs`), whose gates only return: taking the interrupt
+//! is all that waking from HLT needs.
 
 use super::gdt::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI, KERNEL_CODE};
 use core::arch::{asm, global_asm};
@@ -80,6 +83,10 @@ exception_stubs!(
 global_asm!(
     r#"
     .section .text
+    .global idle_wake_stub
+idle_wake_stub:
+    iretq
+
     .global unexpected_interrupt_stub
 unexpected_interrupt_stub:
     push 0
@@ -113,6 +120,7 @@ exception_common:
 
 extern "C" {
     fn unexpected_interrupt_stub();
+    fn idle_wake_stub();
 }
 
 /// One 16-byte interrupt gate (SDM Vol. 3A, Figure 7-8).
@@ -156,6 +164,9 @@ pub fn init() {
                 _ => 0,
             };
             gates[vector] = Gate::interrupt(address, ist);
+        }
+        for vector in [super::idle::WAKE_VECTOR, super::idle::SPURIOUS_VECTOR] {
+            gates[usize::from(vector)] = Gate::interrupt(idle_wake_stub as *const () as u64, 0);
         }
         gates
     });

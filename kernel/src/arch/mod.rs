@@ -11,6 +11,8 @@ pub mod gdt;
 #[cfg(target_os = "none")]
 pub mod identity_map;
 #[cfg(target_os = "none")]
+pub mod idle;
+#[cfg(target_os = "none")]
 pub mod idt;
 #[cfg(target_os = "none")]
 pub mod percpu;

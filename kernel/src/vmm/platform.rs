@@ -104,6 +104,12 @@ pub struct Platform {
     apics: Option<alloc::boxed::Box<Apics>>,
     /// The guest TSC's rate, for the local APIC when it is made.
     tsc_hz: u64,
+    /// The line levels the interrupt controllers last took in. While the
+    /// lines stay so, with no edge, taking them in again changes nothing
+    /// (the controllers' own register writes, INTAs and EOIs keep them
+    /// consistent), and settle skips it: most exits that touch a device
+    /// move no line.
+    synced_levels: u32,
 }
 
 impl Platform {
@@ -194,6 +200,7 @@ impl Platform {
             timers: [pit, rtc, pm],
             attention: false,
             apics: None,
+            synced_levels: 0,
             tsc_hz: config.tsc_hz,
         }
     }
@@ -281,16 +288,24 @@ impl Platform {
         self.attention = false;
         let edges = self.lines.take_edges();
         let levels = self.lines.levels();
+        let lines_moved = edges != 0 || levels != self.synced_levels;
+        self.synced_levels = levels;
         let pic_output = match self.ports.device_mut(self.pic) {
             Some(AnyPortDevice::Pic(pic)) => {
-                pic.sync_lines(levels, edges);
+                if lines_moved {
+                    pic.sync_lines(levels, edges);
+                }
                 pic.output()
             }
             _ => false,
         };
         let (interrupt, nmi) = match self.apics.as_deref_mut() {
             Some(apics) => {
-                apics.sync_lines(levels, edges);
+                if lines_moved {
+                    apics.sync_lines(levels, edges);
+                } else {
+                    apics.take_level_eois();
+                }
                 (apics.interrupt_pending(pic_output), apics.nmi_pending())
             }
             None => (pic_output, false),
@@ -452,6 +467,26 @@ impl Platform {
     pub fn guest_tsc_written(&mut self, value: u64, now_ns: u64) {
         self.attention = true;
         self.apics().set_guest_tsc(value, now_ns);
+    }
+
+    /// Periodic timer ticks (PIT channel 0, the RTC's periodic interrupt,
+    /// the local APIC timer) that fell due while an earlier one was still
+    /// waiting to be delivered, and were merged into it.
+    pub fn coalesced_ticks(&self) -> u64 {
+        let devices: u64 = self
+            .timers
+            .iter()
+            .map(|&id| match self.ports.device(id) {
+                Some(AnyPortDevice::Pit(pit)) => pit.coalesced_ticks(),
+                Some(AnyPortDevice::Rtc(rtc)) => rtc.coalesced_periodic_ticks(),
+                _ => 0,
+            })
+            .sum();
+        let apic = self
+            .apics
+            .as_deref()
+            .map_or(0, |apics| apics.lapic().timer_ticks_coalesced());
+        devices + apic
     }
 
     /// The port accesses no device decoded.
@@ -972,5 +1007,39 @@ mod apic_tests {
         // The x2APIC version register (MSR 0x803) answers now.
         let version = platform.read_apic_msr(0x803, 0).unwrap().unwrap();
         assert_eq!(version & 0xff, 0x14);
+    }
+
+    /// A level-triggered line that stays high asks again after each EOI,
+    /// with no line movement in between (settle skips taking unchanged
+    /// lines in again): through the 8259A with ELCR, and through an I/O
+    /// APIC pin in level mode.
+    #[test]
+    fn a_level_line_held_high_interrupts_again_after_each_eoi() {
+        let (mut platform, mut console) = pc();
+        assert!(platform.settle().interrupt, "the PIT's first tick");
+        assert_eq!(platform.acknowledge_interrupt(), Some(0x20));
+        out(&mut platform, 0x20, 0x20, &mut console);
+        // COM1 on IRQ 4, level-triggered (ELCR bit 4); only IRQ 4 unmasked.
+        out(&mut platform, 0x4d0, 1 << 4, &mut console);
+        out(&mut platform, 0x21, !(1u8 << 4), &mut console);
+        // THRE interrupt: MCR.OUT2 gates the line, IER.ETBEI raises it
+        // while the transmitter is empty, and it stays high.
+        out(&mut platform, 0x3fc, 0x08, &mut console);
+        out(&mut platform, 0x3f9, 0x02, &mut console);
+        for round in 0..3 {
+            assert!(platform.settle().interrupt, "round {round}");
+            assert_eq!(platform.acknowledge_interrupt(), Some(0x24));
+            assert!(!platform.settle().interrupt, "in service");
+            out(&mut platform, 0x20, 0x20, &mut console);
+        }
+        // The same line through I/O APIC pin 4, level, vector 0x44.
+        out(&mut platform, 0x21, 0xff, &mut console);
+        route(&mut platform, 4, 0x44 | 1 << 15, &mut console);
+        for round in 0..3 {
+            assert!(platform.settle().interrupt, "pin 4, round {round}");
+            assert_eq!(platform.acknowledge_interrupt(), Some(0x44));
+            assert!(!platform.settle().interrupt, "remote IRR holds it");
+            write32(&mut platform, LAPIC + 0xb0, 0, 0, &mut console);
+        }
     }
 }

@@ -173,9 +173,7 @@ pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
             if let Some(wake) = next_wake {
                 // Every runnable VM is halted until a timer event: wait for
                 // the nearest one.
-                while crate::arch::tsc::rdtsc() < wake {
-                    core::hint::spin_loop();
-                }
+                crate::arch::idle::wait_until(wake);
                 continue;
             }
             // Nothing runnable and no timer pending: sleeping VMs wait for an
@@ -394,10 +392,11 @@ pub fn print_summary<V: Vcpu>(vms: &[Vm<V>], refused: &[Refused]) {
         crate::println!("{}", line);
         if vm.interrupts_injected > 0 || vm.nmis_injected > 0 {
             crate::println!(
-                "    interrupts of {}: {} injected, {} NMIs",
+                "    interrupts of {}: {} injected, {} NMIs, {} timer ticks coalesced",
                 vm.name,
                 vm.interrupts_injected,
-                vm.nmis_injected
+                vm.nmis_injected,
+                vm.platform.coalesced_ticks()
             );
         }
         let unclaimed = vm.platform.unclaimed_ports();
@@ -411,6 +410,12 @@ pub fn print_summary<V: Vcpu>(vms: &[Vm<V>], refused: &[Refused]) {
             );
         }
     }
+    let (how, waits) = crate::arch::idle::report();
+    crate::println!(
+        "  idle: the CPU waited for guest timers {} times, {}",
+        waits,
+        how
+    );
 }
 
 /// The summary rows of the modules that did not become VMs.

@@ -121,6 +121,13 @@ impl Apics {
         for message in messages {
             self.deliver(message);
         }
+        self.take_level_eois();
+    }
+
+    /// Hands the I/O APIC the EOIs of level-triggered vectors the local
+    /// APIC took since the last call (the second half of
+    /// [`Apics::sync_lines`], for when the lines did not move).
+    pub fn take_level_eois(&mut self) {
         while let Some(vector) = self.lapic.take_level_eoi() {
             let messages = self.ioapic.end_of_interrupt(vector);
             for message in messages {
