@@ -277,6 +277,11 @@ pub fn probe_one_shot(machine: &mut Machine) -> Outcome {
     let current = read(register::CURRENT_COUNT);
     stop_timer();
     let after_us = tsc.us_from_ticks(shot.after);
+    if shot.count == 0 {
+        return fail!(
+            "initial count {count} (2 ms): no interrupt in 5 ms; current count {current}"
+        );
+    }
     let ok = shot.count == 1
         && (1960..=2200).contains(&after_us)
         && current == 0
@@ -372,6 +377,11 @@ pub fn probe_tsc_deadline(machine: &mut Machine) -> Outcome {
     clock::poll(tsc.ticks_from_us(3000), true, || false);
     let disarmed = interrupts::count(vector::APIC_TIMER);
     stop_timer();
+    if shot.count == 0 {
+        return fail!(
+            "deadline 2 ms ahead: no interrupt in 5 ms; the MSR then read {msr_after:#x}, the current count {current}"
+        );
+    }
     // `after` counts from the deadline: it must not be negative.
     let late_ns = tsc.ns_from_ticks(shot.after);
     let early = shot.after > u64::MAX / 2;

@@ -114,15 +114,24 @@ const PORT_B: u16 = 0x61;
 const GATE2: u8 = 1 << 0;
 const SPEAKER: u8 = 1 << 1;
 const OUT2: u8 = 1 << 5;
-/// Channel 2 must finish within this many TSC ticks: 2^32 is over a
-/// second at any plausible TSC rate (and ~20 s of Bochs' instructions).
-const GATE_LIMIT: u64 = 1 << 32;
+/// Channel 2 must finish within this many TSC ticks: 2^31 is over 20 ms
+/// at any plausible TSC rate (and 10 s of Bochs' instructions).
+const GATE_LIMIT: u64 = 1 << 31;
+
+/// What one gate of channel 2 came to.
+enum Gate {
+    /// OUT2 rose after this many TSC ticks.
+    Timed(u64),
+    /// The CPU was away for over 1/8 of the gate: try again.
+    Disturbed,
+    /// OUT2 never rose.
+    NeverEnded,
+}
 
 /// Times `counts` PIT cycles with channel 2 in mode 0, gated through port
 /// 0x61, the way firmware and kernels calibrate the TSC (8254 datasheet,
 /// mode 0: OUT rises at terminal count; counting runs while GATE is high).
-/// `None` if OUT2 never rose, or the CPU was away for over 1/8 of the gate.
-fn gate_channel2(counts: u16) -> Option<u64> {
+fn gate_channel2(counts: u16) -> Gate {
     let port_b = inb(PORT_B) & !(GATE2 | SPEAKER);
     outb(PORT_B, port_b);
     outb(
@@ -131,16 +140,17 @@ fn gate_channel2(counts: u16) -> Option<u64> {
     );
     outb(pit::CHANNEL_2_DATA, counts as u8);
     outb(pit::CHANNEL_2_DATA, (counts >> 8) as u8);
-    let (window, finished) = {
-        let start = rdtsc();
-        outb(PORT_B, port_b | GATE2);
-        let (mut window, finished) = poll(GATE_LIMIT, false, || inb(PORT_B) & OUT2 != 0);
-        window.longest_gap = window.longest_gap.max(window.start - start);
-        window.start = start;
-        (window, finished)
-    };
+    let start = rdtsc();
+    outb(PORT_B, port_b | GATE2);
+    let (window, finished) = poll(GATE_LIMIT, false, || inb(PORT_B) & OUT2 != 0);
     outb(PORT_B, port_b);
-    (finished && window.longest_gap * 8 < window.elapsed()).then_some(window.elapsed())
+    let elapsed = window.end - start;
+    let longest_gap = window.longest_gap.max(window.start - start);
+    match (finished, longest_gap * 8 < elapsed) {
+        (false, _) => Gate::NeverEnded,
+        (true, false) => Gate::Disturbed,
+        (true, true) => Gate::Timed(elapsed),
+    }
 }
 
 /// pit-channel2-tsc-calibration: the TSC rate from gates of 2 ms and 5 ms
@@ -157,16 +167,24 @@ pub fn probe_calibrate(machine: &mut Machine) -> Outcome {
         // poll (the host, an exit) only ever lengthens one.
         let mut best: Option<u64> = None;
         for _ in 0..5 {
-            let gate = retry(ATTEMPTS, || gate_channel2(counts));
-            best = match (best, gate) {
-                (Some(best), Some(gate)) => Some(best.min(gate)),
-                (best, gate) => best.or(gate),
-            };
+            for _ in 0..ATTEMPTS {
+                match gate_channel2(counts) {
+                    Gate::Timed(gate) => {
+                        best = Some(best.map_or(gate, |best| best.min(gate)));
+                        break;
+                    }
+                    Gate::Disturbed => {}
+                    Gate::NeverEnded => {
+                        return fail!(
+                            "{counts} counts of PIT channel 2 never raised OUT2 (port 0x61 bit 5) within 2^31 TSC ticks"
+                        )
+                    }
+                }
+            }
         }
         let Some(best) = best else {
             return fail!(
-                "{counts} counts of PIT channel 2 never ended in OUT2 (port 0x61 bit 5) within 2^32 TSC ticks \
-                 without a pause of the CPU"
+                "no undisturbed gate of {counts} counts of PIT channel 2 in {ATTEMPTS} attempts"
             );
         };
         *ticks = best;
@@ -205,13 +223,15 @@ fn pm_sample(port: u16, max_ticks: u64) -> Option<(u64, u32)> {
     (after - before <= max_ticks).then_some((before + (after - before) / 2, count))
 }
 
-/// One PM-timer rate measurement over ~3 ms of TSC.
+/// One PM-timer rate measurement over ~3 ms of TSC; `None` if a read
+/// took over 1% of that (an I/O exit is ~15 us in Bochs) or a step of the
+/// wait over 3%.
 fn pm_rate(port: u16, tsc: Tsc) -> Option<u64> {
-    let max_read = tsc.ticks_from_us(30);
-    let (t0, p0) = pm_sample(port, max_read)?;
-    let (window, _) = poll(tsc.ticks_from_us(3000), false, || false);
-    let (t1, p1) = pm_sample(port, max_read)?;
-    if window.longest_gap > tsc.ticks_from_us(100) {
+    let window_ticks = tsc.ticks_from_us(3000);
+    let (t0, p0) = pm_sample(port, window_ticks / 100)?;
+    let (window, _) = poll(window_ticks, false, || false);
+    let (t1, p1) = pm_sample(port, window_ticks / 100)?;
+    if window.longest_gap * 33 > window_ticks {
         return None;
     }
     let counts = u64::from(p1.wrapping_sub(p0) & PM_TIMER_MASK);
@@ -261,8 +281,9 @@ pub struct Periodic {
     pub count: usize,
     /// Median interval, in nanoseconds.
     pub median_ns: u64,
-    /// The handler's ISR observations.
+    /// Handler runs that found the ISR bit set.
     pub in_service: u32,
+    /// Handler runs that found it clear after the EOI.
     pub cleared_by_eoi: u32,
     /// Which attempt this was.
     pub attempt: u32,

@@ -39,7 +39,8 @@ pub fn probe(machine: &mut Machine) -> Outcome {
     Outcome::check(
         id & 1 != 0 && cpus >= 1 && Some(u32::from(cpus)) == madt_cpus && ram >= 1 << 20,
         text!(
-            "signature \"QEMU\", ID {id:#x}, {cpus} CPU(s) (MADT: {madt_cpus:?}), RAM {} KiB",
+            "signature \"QEMU\", ID {id:#x}, {cpus} CPU(s) (the MADT: {}), RAM {} KiB",
+            madt_cpus.unwrap_or(0),
             ram / 1024
         ),
     )

@@ -59,8 +59,10 @@ pub fn probe(machine: &mut Machine) -> Outcome {
     Outcome::check(
         flags & (INFO_MEMORY | INFO_MEMORY_MAP) == INFO_MEMORY | INFO_MEMORY_MAP && memory.is_some() && covers_image,
         text!(
-            "EAX {magic:#x}, information at {info:#x} with flags {flags:#x}, mem_lower/upper {memory:?} KiB, \
+            "EAX {magic:#x}, information at {info:#x} with flags {flags:#x}, mem_lower/upper {}/{} KiB, \
              {regions} map regions{}",
+            memory.map_or(0, |(lower, _)| lower),
+            memory.map_or(0, |(_, upper)| upper),
             if covers_image { ", RAM at 1 MiB" } else { ", none of them RAM at 1 MiB" }
         ),
     )
