@@ -203,8 +203,8 @@ fn boot_natively(kernel: &Path, log: &Path) -> (Option<i32>, Duration) {
 /// every probe that passes natively. A probe may be skipped natively only
 /// because QEMU's CPU does not offer the feature (TCG in QEMU 7.2 has
 /// neither x2APIC nor the TSC-deadline timer, nor leaf 0x15's crystal);
-/// tessera offers all three, so those are exactly the probes that pass
-/// under tessera and not natively.
+/// tessera's virtual PC offers all three (issue 7), so those are exactly
+/// the probes that pass under tessera and not natively.
 #[test]
 fn the_platform_kernel_passes_the_same_probes_natively_and_under_tessera() {
     let kernel = guest_images().join("platform.elf");
