@@ -413,19 +413,25 @@ pub fn probe_tsc_deadline(machine: &mut Machine) -> Outcome {
 /// crystal clock frequency, when ... enumerated in CPUID leaf 0x15").
 pub fn probe_crystal(machine: &mut Machine) -> Outcome {
     let max_leaf = cpuid(0, 0).eax;
-    let leaf = if max_leaf >= 0x15 {
-        cpuid(0x15, 0)
-    } else {
-        core::arch::x86_64::CpuidResult {
-            eax: 0,
-            ebx: 0,
-            ecx: 0,
-            edx: 0,
+    let leaf = |number: u32| {
+        if max_leaf >= number {
+            cpuid(number, 0)
+        } else {
+            core::arch::x86_64::CpuidResult {
+                eax: 0,
+                ebx: 0,
+                ecx: 0,
+                edx: 0,
+            }
         }
     };
+    let (leaf, base_mhz) = (leaf(0x15), leaf(0x16).eax);
     if leaf.eax == 0 || leaf.ebx == 0 || leaf.ecx == 0 {
+        // Leaf 0x16's base frequency is shown, not judged: the SDM calls
+        // it the processor's specification, not a measured rate.
         return skip!(
-            "not offered by CPUID (max basic leaf {max_leaf:#x}; leaf 0x15 EAX {:#x} EBX {:#x} ECX {:#x})",
+            "not offered by CPUID (max basic leaf {max_leaf:#x}; leaf 0x15 EAX {:#x} EBX {:#x} ECX {:#x}; \
+             leaf 0x16 EAX {base_mhz} MHz)",
             leaf.eax,
             leaf.ebx,
             leaf.ecx
