@@ -157,18 +157,34 @@ pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
         slice_tsc
     );
     let cpu = crate::arch::percpu::this_cpu();
+    // A VM runs at least this long before a sleeper's wake-up preempts it
+    // (Xen's ratelimit_us, 1 ms by default): a guest that sleeps on a
+    // microsecond timer cannot make its neighbours switch every few
+    // microseconds.
+    let ratelimit_tsc = slice_tsc.min(tsc_hz / 1000);
     let mut states: Vec<RunState> = Vec::with_capacity(vms.len());
     loop {
         let now = crate::arch::tsc::rdtsc();
         let mut next_wake: Option<u64> = None;
-        for vm in vms.iter_mut() {
+        // The VM whose timer woke it first, which runs next.
+        let mut woken: Option<(u64, usize)> = None;
+        for (index, vm) in vms.iter_mut().enumerate() {
+            let was_sleeping = vm.state == RunState::Sleeping;
             if let Some(wake) = wake(&mut vm.state, vm.wake_at, now) {
                 next_wake = Some(next_wake.map_or(wake, |next| next.min(wake)));
+            } else if was_sleeping && vm.state == RunState::Runnable {
+                let at = vm.wake_at.unwrap_or(now);
+                if woken.is_none_or(|(first, _)| at < first) {
+                    woken = Some((at, index));
+                }
             }
         }
         states.clear();
         states.extend(vms.iter().map(|vm| vm.state));
-        let picked = cpu.scheduler.lock().pick(&states);
+        let picked = cpu
+            .scheduler
+            .lock()
+            .pick_woken_first(&states, woken.map(|(_, index)| index));
         let Some(index) = picked else {
             if let Some(wake) = next_wake {
                 // Every runnable VM is halted until a timer event: wait for
@@ -206,7 +222,8 @@ pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
         }
         // A VM halted until a timer event preempts the running one then, so
         // that timer-driven guests wake on time beside busy ones.
-        run_slice(&mut vms[index], slice_tsc, next_wake);
+        let preempt_at = next_wake.map(|wake| wake.max(now.saturating_add(ratelimit_tsc)));
+        run_slice(&mut vms[index], slice_tsc, preempt_at);
     }
     if let Some(previous) = cpu.current_vcpu() {
         vms[previous].vcpu.unload();

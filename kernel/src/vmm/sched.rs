@@ -19,6 +19,19 @@ pub struct RoundRobin {
 }
 
 impl RoundRobin {
+    /// The VM to run next: `woken`, a VM its timer has just woken from HLT,
+    /// if it is runnable — it runs at once, as Xen's credit scheduler boosts
+    /// a waking vCPU, so that a guest's timer interrupt is not late by the
+    /// other VMs' slices — else [`RoundRobin::pick`]. A woken VM's turn
+    /// leaves the round-robin order where it was: it gets the CPU until it
+    /// halts again or its slice ends, and the busy VMs then go on in turn.
+    pub fn pick_woken_first(&mut self, states: &[RunState], woken: Option<usize>) -> Option<usize> {
+        match woken {
+            Some(index) if states.get(index) == Some(&RunState::Runnable) => Some(index),
+            _ => self.pick(states),
+        }
+    }
+
     /// The next runnable VM after the previous pick, wrapping around.
     pub fn pick(&mut self, states: &[RunState]) -> Option<usize> {
         let count = states.len();
@@ -75,6 +88,23 @@ mod tests {
         assert_eq!(rr.pick(&states), Some(1));
         assert_eq!(rr.pick(&[Stopped, Sleeping]), None);
         assert_eq!(rr.pick(&[]), None);
+    }
+
+    #[test]
+    fn a_woken_vm_runs_first_and_the_turns_go_on_after() {
+        let mut rr = RoundRobin::default();
+        let states = [Runnable, Runnable, Runnable];
+        assert_eq!(rr.pick(&states), Some(0));
+        // VM 2 was woken by its timer while VM 0 ran: it goes before 1.
+        assert_eq!(rr.pick_woken_first(&states, Some(2)), Some(2));
+        // Then the order resumes after 0, as if 2 had not cut in.
+        assert_eq!(rr.pick_woken_first(&states, None), Some(1));
+        assert_eq!(rr.pick(&states), Some(2));
+        // A woken VM that is no longer runnable gets no turn.
+        assert_eq!(
+            rr.pick_woken_first(&[Runnable, Stopped, Runnable], Some(1)),
+            Some(0)
+        );
     }
 
     #[test]
