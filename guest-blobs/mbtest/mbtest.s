@@ -57,28 +57,18 @@ _start:
     /* the command line is "hello multiboot" */
     mov 16(%edi), %ebx
     mov $expected_cmdline, %ecx
-1:  movb (%ecx), %al
-    cmpb (%ebx), %al
-    jne 2f
-    inc %ebx
-    inc %ecx
-    test %al, %al
-    jnz 1b
-2:  mov $msg_cmdline, %esi
+    call streq
+    mov $msg_cmdline, %esi
     call check
 
     /* boot-loader-name: flag 9, the string at offset 64 */
     testl $(1 << 9), (%edi)
-    jz 2f
-    mov 64(%edi), %ebx
+    jnz 1f
+    test %esp, %esp                  /* no name: ZF clear, a failure */
+    jmp 2f
+1:  mov 64(%edi), %ebx
     mov $expected_loader, %ecx
-1:  movb (%ecx), %al
-    cmpb (%ebx), %al
-    jne 2f
-    inc %ebx
-    inc %ecx
-    test %al, %al
-    jnz 1b
+    call streq
 2:  mov $msg_loader, %esi
     call check
 
@@ -137,6 +127,18 @@ _start:
     cli
 5:  hlt
     jmp 5b
+
+/* ZF set when the strings at %ebx and %ecx are equal (both end with a 0);
+ * clobbers %al, %ebx, %ecx. */
+streq:
+1:  movb (%ecx), %al
+    cmpb (%ebx), %al
+    jne 2f
+    inc %ebx
+    inc %ecx
+    test %al, %al
+    jnz 1b
+2:  ret
 
 /* check and puts */
     .include "report.s"

@@ -116,6 +116,18 @@ pub fn probe_memory(machine: &mut Machine) -> Outcome {
     )
 }
 
+/// Sets the periodic rate to 1024 Hz (RS = 0110), clears pending flags by
+/// reading register C and leaves IRQ 8 the only one the 8259A lets
+/// through; PIE is for the caller to set.
+fn prepare_1024hz() {
+    write(
+        REGISTER_A,
+        (read(REGISTER_A) & !A_RATE_MASK) | A_RATE_1024HZ,
+    );
+    read(REGISTER_C);
+    pic::only(IRQ);
+}
+
 /// rtc-periodic-irq8: RS = 0110 (1024 Hz) with PIE raises IRQ 8 every
 /// 976.5625 us; register C read in the handler shows IRQF and PF.
 pub fn probe_periodic(machine: &mut Machine) -> Outcome {
@@ -123,12 +135,7 @@ pub fn probe_periodic(machine: &mut Machine) -> Outcome {
         return fail!("needs the TSC rate (pit-channel2-tsc-calibration failed)");
     };
     machine.quiesce();
-    write(
-        REGISTER_A,
-        (read(REGISTER_A) & !A_RATE_MASK) | A_RATE_1024HZ,
-    );
-    read(REGISTER_C);
-    pic::only(IRQ);
+    prepare_1024hz();
     write(REGISTER_B, read(REGISTER_B) | B_PIE);
     let capture = clock::capture_periodic(tsc, 5000, PERIOD_1024HZ_NS);
     let flags = interrupts::rtc_c_seen();
@@ -158,12 +165,7 @@ pub fn probe_acknowledge(machine: &mut Machine) -> Outcome {
         return fail!("needs the TSC rate (pit-channel2-tsc-calibration failed)");
     };
     machine.quiesce();
-    write(
-        REGISTER_A,
-        (read(REGISTER_A) & !A_RATE_MASK) | A_RATE_1024HZ,
-    );
-    read(REGISTER_C);
-    pic::only(IRQ);
+    prepare_1024hz();
     interrupts::set_rtc_acknowledge(false);
     write(REGISTER_B, read(REGISTER_B) | B_PIE);
     let slave = vector::PIC_SLAVE_BASE;
