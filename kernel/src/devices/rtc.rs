@@ -179,6 +179,10 @@ fn ns_of_cycle(cycles: u64) -> u64 {
     u64::try_from(ns).unwrap_or(u64::MAX)
 }
 
+/// The first CMOS byte that is plain battery-backed RAM: 0x00-0x0D are the
+/// clock, the alarm and registers A-D (MC146818A datasheet, address map).
+const NVRAM_FIRST: u8 = 0x0e;
+
 /// One MC146818A with its 128 bytes of CMOS RAM.
 #[derive(Debug, Clone)]
 pub struct Rtc {
@@ -221,6 +225,21 @@ impl Rtc {
             ticks_seen: 0,
             coalesced: 0,
         }
+    }
+
+    /// The battery-backed CMOS RAM after the clock and status registers
+    /// (bytes 0x0E-0x7F, what Linux's /dev/nvram exposes), which survives
+    /// a reset or power cycle of the PC.
+    pub fn nvram(&self) -> &[u8] {
+        &self.ram[usize::from(NVRAM_FIRST)..]
+    }
+
+    /// Puts back CMOS RAM that an earlier run of the VM left (see
+    /// [`Rtc::nvram`]); bytes beyond the RAM's end are ignored.
+    pub fn restore_nvram(&mut self, bytes: &[u8]) {
+        let ram = &mut self.ram[usize::from(NVRAM_FIRST)..];
+        let length = ram.len().min(bytes.len());
+        ram[..length].copy_from_slice(&bytes[..length]);
     }
 
     /// The clock as of the last access or advance (binary, 24-hour).

@@ -469,6 +469,28 @@ impl Platform {
         self.apics().set_guest_tsc(value, now_ns);
     }
 
+    /// Carries the battery-backed CMOS RAM of `previous` (the VM's PC
+    /// before a reset or restart) into this one, as a PC's CMOS outlives
+    /// its resets: a guest that counts its boots there (Linux's
+    /// /dev/nvram) sees its count.
+    pub fn keep_nvram_of(&mut self, previous: &Platform) {
+        let Some(nvram) = previous
+            .timers
+            .iter()
+            .find_map(|&id| match previous.ports.device(id) {
+                Some(AnyPortDevice::Rtc(rtc)) => Some(rtc.nvram()),
+                _ => None,
+            })
+        else {
+            return;
+        };
+        for id in self.timers {
+            if let Some(AnyPortDevice::Rtc(rtc)) = self.ports.device_mut(id) {
+                rtc.restore_nvram(nvram);
+            }
+        }
+    }
+
     /// Periodic timer ticks (PIT channel 0, the RTC's periodic interrupt,
     /// the local APIC timer) that fell due while an earlier one was still
     /// waiting to be delivered, and were merged into it.
@@ -661,6 +683,31 @@ mod interrupt_tests {
         out(&mut platform, 0x20, 0x20, &mut console, deadline);
         platform.advance(deadline * 2 + 100_000, &mut console);
         assert!(platform.settle().interrupt, "the next tick after EOI");
+    }
+
+    #[test]
+    fn cmos_ram_outlives_a_reset_but_the_clock_registers_do_not() {
+        let (mut platform, mut console) = programmed();
+        // A boot counter in CMOS byte 0x40, and register B changed.
+        out(&mut platform, 0x70, 0x40, &mut console, 0);
+        out(&mut platform, 0x71, 0x2a, &mut console, 0);
+        out(&mut platform, 0x70, 0x0b, &mut console, 0);
+        out(&mut platform, 0x71, 0x42, &mut console, 0);
+        let mut next = Platform::pc(PlatformConfig {
+            ram_bytes: 2 << 20,
+            unix_seconds: 0,
+            debug_exit: None,
+            tsc_hz: 1_000_000_000,
+        });
+        next.keep_nvram_of(&platform);
+        let mut read = |port_value: u8| {
+            out(&mut next, 0x70, port_value, &mut console, 0);
+            next.read_port(0x71, AccessSize::Byte, &mut console, &CLOCK, || 0)
+                .0
+        };
+        assert_eq!(read(0x40), 0x2a, "the guest's byte");
+        assert_eq!(read(0x0b), 0x02, "register B as firmware leaves it");
+        assert_eq!(read(0x15), 0x80, "base memory, 640 KiB, still there");
     }
 
     #[test]

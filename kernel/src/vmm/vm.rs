@@ -299,11 +299,13 @@ impl<V: Vcpu> Vm<V> {
         self.state = RunState::Runnable;
         self.stop = None;
         self.msrs = VirtualMsrs::default();
-        self.platform = Platform::pc(platform_config(
+        let platform = Platform::pc(platform_config(
             self.ram.size(),
             &self.options,
             self.clock_hz(),
         ));
+        let previous = core::mem::replace(&mut self.platform, platform);
+        self.platform.keep_nvram_of(&previous);
         self.clock = VmClock::new(origin_tsc, self.clock_hz());
         self.exception_streak = ExceptionStreak::default();
         self.wake_at = None;
