@@ -272,25 +272,40 @@ impl TimingLeaves {
     }
 }
 
-/// Leaf 0x15 for a TSC at `tsc_hz` and the APIC timer's crystal: the
-/// ratio in lowest terms, or in kHz when the TSC's rate does not fit 32
-/// bits that way (every value must be a 32-bit register).
+/// The largest leaf-0x15 numerator (EBX) for which Linux's TSC rate,
+/// `crystal_khz * ebx / eax` computed in 32-bit arithmetic
+/// (`native_calibrate_tsc`, arch/x86/kernel/tsc.c), cannot overflow: an
+/// exact ratio in lowest terms like 199_999_481 / 25_000_000 made Linux
+/// 6.1 see a 28 MHz TSC.
+const MAX_TSC_NUMERATOR: u64 = u32::MAX as u64 / (APIC_TIMER_HZ / 1000);
+
+/// Leaf 0x15 for a TSC at `tsc_hz` and the APIC timer's crystal (SDM Vol.
+/// 2A, CPUID leaf 15H: TSC = ECX × EBX / EAX): the ratio in lowest terms
+/// when its numerator is at most [`MAX_TSC_NUMERATOR`], else the nearest
+/// ratio with the largest denominator that keeps it there (a few parts per
+/// million off at most).
 fn tsc_leaf(tsc_hz: u64) -> CpuidResult {
-    let (mut numerator, mut denominator) = (tsc_hz, APIC_TIMER_HZ);
-    let (mut a, mut b) = (numerator, denominator);
+    let (mut a, mut b) = (tsc_hz, APIC_TIMER_HZ);
     while b != 0 {
         (a, b) = (b, a % b);
     }
-    if a > 1 {
-        numerator /= a;
-        denominator /= a;
-    }
-    if numerator > u64::from(u32::MAX) {
-        (numerator, denominator) = (tsc_hz / 1000, APIC_TIMER_HZ / 1000);
+    let gcd = a.max(1);
+    let (mut numerator, mut denominator) = (tsc_hz / gcd, APIC_TIMER_HZ / gcd);
+    if numerator > MAX_TSC_NUMERATOR {
+        denominator = (MAX_TSC_NUMERATOR * APIC_TIMER_HZ / tsc_hz.max(1)).max(1);
+        loop {
+            let scaled = u128::from(tsc_hz) * u128::from(denominator);
+            let rounded = (scaled + u128::from(APIC_TIMER_HZ / 2)) / u128::from(APIC_TIMER_HZ);
+            numerator = u64::try_from(rounded).unwrap_or(u64::MAX);
+            if numerator <= MAX_TSC_NUMERATOR || denominator == 1 {
+                break;
+            }
+            denominator -= 1;
+        }
     }
     CpuidResult {
         eax: denominator as u32,
-        ebx: numerator.min(u64::from(u32::MAX)) as u32,
+        ebx: numerator.min(MAX_TSC_NUMERATOR) as u32,
         ecx: APIC_TIMER_HZ as u32,
         edx: 0,
     }
@@ -477,19 +492,34 @@ mod tests {
 
     #[test]
     fn timing_leaves_report_the_tsc_and_the_apic_crystal() {
-        // Leaf 0x15: TSC = ECX * EBX / EAX exactly, the crystal in ECX.
+        // Leaf 0x15: TSC = ECX * EBX / EAX, the crystal in ECX.
         let r = guest_view(0x15, 0, ALL, 0, false, &TIMING);
         assert_eq!(r.ecx as u64, APIC_TIMER_HZ);
-        assert_eq!(r.ecx as u64 * r.ebx as u64 / r.eax as u64, TSC_HZ);
         let r = guest_view(0x15, 0, ALL, 0, false, &TimingLeaves::new(3_000_000_000));
-        assert_eq!((r.eax, r.ebx), (1, 120), "in lowest terms");
-        // A rate that does not fit 32 bits in lowest terms: kHz precision.
-        let odd = 5_000_000_001;
-        let r = guest_view(0x15, 0, ALL, 0, false, &TimingLeaves::new(odd));
-        assert_eq!(
-            r.ecx as u64 * r.ebx as u64 / r.eax as u64,
-            odd / 1000 * 1000
-        );
+        assert_eq!((r.eax, r.ebx), (1, 120), "exact, in lowest terms");
+        // Rates whose exact ratio has a large numerator: close, and inside
+        // Linux's 32-bit arithmetic (crystal in kHz times EBX).
+        for tsc_hz in [
+            TSC_HZ,
+            199_988_200,
+            199_882_000,
+            2_112_345_678,
+            3_999_999_999,
+            5_000_000_001,
+        ] {
+            let r = guest_view(0x15, 0, ALL, 0, false, &TimingLeaves::new(tsc_hz));
+            let linux_khz = (r.ecx / 1000)
+                .checked_mul(r.ebx)
+                .expect("crystal_khz * ebx overflows 32 bits")
+                / r.eax;
+            let error = (u64::from(linux_khz) * 1000).abs_diff(tsc_hz);
+            assert!(
+                error * 100_000 <= tsc_hz,
+                "{tsc_hz} Hz read as {linux_khz} kHz ({}/{})",
+                r.ebx,
+                r.eax
+            );
+        }
         // Leaf 0x16 in MHz; the hypervisor timing leaf in kHz.
         let r = guest_view(0x16, 0, ALL, 0, false, &TIMING);
         assert_eq!((r.eax, r.ebx, r.ecx), (199, 199, 25));
