@@ -195,9 +195,15 @@ fn assert_gdt(state: &BootState, memory: &FakeMemory) {
         .map(|n| memory.read_u64(state.gdt_base + 8 * n))
         .collect();
     assert_eq!(descriptors, GDT);
-    assert_eq!(descriptors[1], 0x00af_9b00_0000_ffff, "64-bit code at 0x08");
-    assert_eq!(descriptors[2], 0x00cf_9300_0000_ffff, "flat data at 0x10");
-    assert_eq!(descriptors[3], 0x00cf_9b00_0000_ffff, "32-bit code at 0x18");
+    assert_eq!(descriptors[1], 0x00cf_9b00_0000_ffff, "32-bit code at 0x08");
+    assert_eq!(
+        descriptors[2], 0x00af_9b00_0000_ffff,
+        "64-bit code at 0x10, Linux's __BOOT_CS"
+    );
+    assert_eq!(
+        descriptors[3], 0x00cf_9300_0000_ffff,
+        "flat data at 0x18, Linux's __BOOT_DS"
+    );
     assert_eq!(state.gdt_limit, 31);
 }
 
