@@ -130,6 +130,9 @@ pub struct BootState {
     /// RBX at entry: the guest-physical address of the Multiboot boot
     /// information; else 0.
     pub rbx: u64,
+    /// RSI at entry: the guest-physical address of a Linux kernel's zero
+    /// page (`struct boot_params`); else 0.
+    pub rsi: u64,
     /// The data modules placed for a Multiboot kernel, `(start, length)` in
     /// `modules=` order; empty for the other formats.
     pub modules: Vec<(u64, u64)>,
@@ -305,6 +308,7 @@ fn place(
         boot_area: (0, 0),
         rax: 0,
         rbx: 0,
+        rsi: 0,
         modules: Vec::new(),
         bios_data: Vec::new(),
     };

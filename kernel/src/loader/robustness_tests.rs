@@ -189,6 +189,7 @@ fn robust_multiboot_load(image: &[u8], text: &str, ram: u64) -> Result<BootState
         modules: &modules,
         memory_map: None,
         rsdp: Some(&rsdp),
+        rsdp_address: None,
     };
     let mut memory = FakeMemory::new(ram);
     let result = load_with(

@@ -72,6 +72,7 @@ pub fn boot<M: GuestMemory>(
         modules: data_modules,
         memory_map: installed.as_ref().map(|_| &map[..]),
         rsdp: installed.as_ref().map(|info| &info.rsdp_bytes[..]),
+        rsdp_address: installed.as_ref().map(|info| info.rsdp),
     };
     let boot = loader::load_with(image, options, &inputs, ram).map_err(BootError::Load)?;
     if let Some(info) = &installed {

@@ -31,6 +31,8 @@ pub struct StartState {
     pub rax: u64,
     /// RBX at entry (the Multiboot information address; 0 otherwise).
     pub rbx: u64,
+    /// RSI at entry (the Linux zero page's address; 0 otherwise).
+    pub rsi: u64,
     /// Added to the host's TSC to give the guest's: minus the host TSC at
     /// the VM's start, so the guest's TSC counts from 0 with the VM's clock
     /// (the local APIC's TSC-deadline timer compares against that TSC).

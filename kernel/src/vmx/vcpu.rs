@@ -620,6 +620,7 @@ impl Vcpu for VmxVcpu {
         self.registers = GuestRegisters {
             rax: start.rax,
             rbx: start.rbx,
+            rsi: start.rsi,
             ..GuestRegisters::default()
         };
         self.switched = SwitchedState::default();
