@@ -121,6 +121,12 @@ impl Plan {
         Plan::above(CpuMode::Protected, ram, information, loaded)
     }
 
+    /// The plan for a long-mode kernel that needs no boot information in
+    /// the area (a Linux kernel, whose zero page lives elsewhere).
+    pub(super) fn long(ram: u64, loaded: &[(u64, u64)]) -> Result<Plan, LoadError> {
+        Plan::above(CpuMode::Long, ram, 0, loaded)
+    }
+
     fn above(
         mode: CpuMode,
         ram: u64,

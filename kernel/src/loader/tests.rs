@@ -438,16 +438,17 @@ fn format_option_overrides_detection() {
     );
     assert_eq!(
         refusal(&image, "format=linux", 4 * MIB),
-        LoadError::Unsupported(DetectedFormat::Linux)
+        LoadError::Linux(LinuxError::NoSetupHeader)
     );
 }
 
 #[test]
-fn linux_images_are_refused_by_name() {
+fn linux_images_with_a_bad_header_are_refused_by_name() {
     use super::detect::tests::{linux_image, multiboot_image};
+    // "HdrS" and 0x90s: the length byte at 0x201 puts the header's end at 0x292.
     assert_eq!(
         refusal(&linux_image(8192), "format=auto", 4 * MIB),
-        LoadError::Unsupported(DetectedFormat::Linux)
+        LoadError::Linux(LinuxError::BadHeaderLength { end: 0x292 })
     );
     // Bytes with a Multiboot header load anyway when the operator says they are raw.
     assert!(load_into(&multiboot_image(4096, 16), "format=raw", 4 * MIB)
@@ -633,11 +634,6 @@ fn remaining_messages() {
         }
         .to_string(),
         "the image (2 MiB) is larger than the 1 MiB of guest RAM"
-    );
-    assert_eq!(
-        LoadError::Unsupported(DetectedFormat::Linux).to_string(),
-        "Linux bzImage images are not supported yet: they need the virtual PC \
-         (load it with format=raw or format=elf if that is what it is)"
     );
     assert_eq!(
         LoadError::PageTables(crate::mm::page_tables::MapError::OutOfTables).to_string(),
