@@ -102,7 +102,13 @@ pub(super) fn assert_sound(state: &BootState, memory: &FakeMemory) {
         state.format,
         DetectedFormat::Multiboot | DetectedFormat::Multiboot2
     );
-    if multiboot {
+    if state.format == DetectedFormat::Linux {
+        assert_eq!(state.mode, CpuMode::Long);
+        assert_eq!((state.rax, state.rbx), (0, 0));
+        assert_eq!(state.rsi, ZERO_PAGE_ADDRESS);
+        assert!(inside(&ranges, ZERO_PAGE_ADDRESS, 4096));
+        assert!(state.modules.len() <= 1 && state.bios_data.is_empty());
+    } else if multiboot {
         assert_eq!(state.mode, CpuMode::Protected);
         assert_eq!(state.rbx, area, "the boot information opens the boot area");
         assert!(state.rax == 0x2bad_b002 || state.rax == 0x36d7_6289);

@@ -31,7 +31,7 @@ mod header;
 mod zero_page;
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 pub use error::LinuxError;
 
