@@ -274,7 +274,7 @@ fn random_multiboot_mutations_never_panic() {
 
 /// A bzImage and a data module for `initrd=`, as the Linux tests build them.
 fn linux_sample() -> Vec<u8> {
-    super::linux::tests::BzImage::new().build()
+    super::testing::BzImage::new().build()
 }
 
 fn robust_linux(image: &[u8], text: &str, ram: u64) -> Result<BootState, LoadError> {

@@ -2,7 +2,7 @@
 //! sectors holding a setup header with the fields under test, then a
 //! protected-mode "kernel" of recognisable bytes.
 
-use super::super::testing::FakeMemory;
+use super::super::testing::{BzImage, FakeMemory};
 use super::super::tests::{assert_sound, untouched, MIB};
 use super::super::{load_with, BootInputs, BootState, DataModule, LoadError, MemoryRegion};
 use super::*;
@@ -10,85 +10,6 @@ use crate::options::ModuleOptions;
 use std::string::ToString;
 use std::vec;
 use std::vec::Vec;
-
-/// The fields of a fake bzImage's setup header.
-#[derive(Clone)]
-pub(in super::super) struct BzImage {
-    pub setup_sects: u8,
-    pub version: u16,
-    pub loadflags: u8,
-    pub xloadflags: u16,
-    pub relocatable: u8,
-    pub kernel_alignment: u32,
-    pub pref_address: u64,
-    pub init_size: u32,
-    pub initrd_addr_max: u32,
-    pub cmdline_size: u32,
-    /// One past the header's last byte (0x202 + the byte at 0x201).
-    pub header_end: u64,
-    pub payload: usize,
-}
-
-impl BzImage {
-    /// A protocol 2.15 kernel like Debian's, scaled down: 16 MiB preferred,
-    /// 4 MiB init_size, relocatable on 2 MiB.
-    pub fn new() -> Self {
-        BzImage {
-            setup_sects: 3,
-            version: 0x020f,
-            loadflags: 0x01,
-            xloadflags: 0x01,
-            relocatable: 1,
-            kernel_alignment: 0x20_0000,
-            pref_address: 0x100_0000,
-            init_size: 0x40_0000,
-            initrd_addr_max: 0x7fff_ffff,
-            cmdline_size: 2047,
-            header_end: 0x26c,
-            payload: 0x1000,
-        }
-    }
-
-    fn setup_bytes(&self) -> usize {
-        let sectors = if self.setup_sects == 0 {
-            4
-        } else {
-            self.setup_sects
-        };
-        (usize::from(sectors) + 1) * 512
-    }
-
-    /// The byte at `offset` of the payload.
-    pub fn payload_byte(offset: usize) -> u8 {
-        (offset * 7 + 3) as u8
-    }
-
-    pub fn build(&self) -> Vec<u8> {
-        let setup = self.setup_bytes();
-        let mut image = vec![0u8; setup + self.payload];
-        let mut put = |offset: usize, bytes: &[u8]| {
-            image[offset..offset + bytes.len()].copy_from_slice(bytes);
-        };
-        put(0x1f1, &[self.setup_sects]);
-        put(0x1fe, &[0x55, 0xaa]);
-        put(0x200, &[0xeb, (self.header_end - 0x202) as u8]);
-        put(0x202, b"HdrS");
-        put(0x206, &self.version.to_le_bytes());
-        put(0x211, &[self.loadflags]);
-        put(0x214, &0x10_0000u32.to_le_bytes());
-        put(0x22c, &self.initrd_addr_max.to_le_bytes());
-        put(0x230, &self.kernel_alignment.to_le_bytes());
-        put(0x234, &[self.relocatable, 21]);
-        put(0x236, &self.xloadflags.to_le_bytes());
-        put(0x238, &self.cmdline_size.to_le_bytes());
-        put(0x258, &self.pref_address.to_le_bytes());
-        put(0x260, &self.init_size.to_le_bytes());
-        for (index, byte) in image[setup..].iter_mut().enumerate() {
-            *byte = BzImage::payload_byte(index);
-        }
-        image
-    }
-}
 
 pub(in super::super) fn boot(
     image: &[u8],
