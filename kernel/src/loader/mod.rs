@@ -127,15 +127,15 @@ pub struct BootState {
     /// guest must be told it is in use (a memory map marks it reserved).
     /// For Multiboot kernels it starts with the boot information, at `rbx`.
     pub boot_area: (u64, u64),
-    /// RAX at entry: Multiboot's bootloader magic
+    /// EAX at entry: Multiboot's bootloader magic
     /// ([`MULTIBOOT_BOOTLOADER_MAGIC`] or [`MULTIBOOT2_BOOTLOADER_MAGIC`]); else 0.
-    pub rax: u64,
+    pub rax: u32,
     /// RBX at entry: the guest-physical address of the Multiboot boot
     /// information; else 0.
     pub rbx: u64,
     /// RSI at entry: the guest-physical address of a Linux kernel's zero
-    /// page (`struct boot_params`); else 0.
-    pub rsi: u64,
+    /// page (`struct boot_params`, [`ZERO_PAGE_ADDRESS`]); else 0.
+    pub rsi: u32,
     /// The data modules placed for a Multiboot kernel, `(start, length)` in
     /// `modules=` order; empty for the other formats.
     pub modules: Vec<(u64, u64)>,

@@ -105,7 +105,7 @@ pub(super) fn assert_sound(state: &BootState, memory: &FakeMemory) {
     if state.format == DetectedFormat::Linux {
         assert_eq!(state.mode, CpuMode::Long);
         assert_eq!((state.rax, state.rbx), (0, 0));
-        assert_eq!(state.rsi, ZERO_PAGE_ADDRESS);
+        assert_eq!(u64::from(state.rsi), ZERO_PAGE_ADDRESS);
         assert!(inside(&ranges, ZERO_PAGE_ADDRESS, 4096));
         assert!(state.modules.len() <= 1 && state.bios_data.is_empty());
     } else if multiboot {

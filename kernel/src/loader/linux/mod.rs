@@ -51,6 +51,8 @@ use zero_page::{BootParams, E820_MAX_ENTRIES, ZERO_PAGE_SIZE};
 
 /// Where the zero page goes (see the module comment).
 pub const ZERO_PAGE_ADDRESS: u64 = 0x7000;
+// The zero page's address fits RSI's 32 bits in `BootState`.
+const _: () = assert!(ZERO_PAGE_ADDRESS <= u32::MAX as u64);
 /// Where the command line goes, right after the zero page.
 pub const CMDLINE_ADDRESS: u64 = ZERO_PAGE_ADDRESS + ZERO_PAGE_SIZE;
 /// The command line must end before the EBDA, where the MP table is.
@@ -182,7 +184,7 @@ pub(super) fn load(
         boot_area: (0, 0),
         rax: 0,
         rbx: 0,
-        rsi: ZERO_PAGE_ADDRESS,
+        rsi: ZERO_PAGE_ADDRESS as u32,
         modules,
         bios_data: Vec::new(),
     };

@@ -87,7 +87,7 @@ fn zero_page_from_a_hand_built_header() {
         state.entry, 0x100_0200,
         "startup_64 at pref_address + 0x200"
     );
-    assert_eq!(state.rsi, ZERO_PAGE_ADDRESS);
+    assert_eq!(u64::from(state.rsi), ZERO_PAGE_ADDRESS);
     assert_eq!((state.rax, state.rbx), (0, 0));
     assert_eq!(state.loaded[0], (0x100_0000, 0x1000));
     assert!(state.modules.is_empty());

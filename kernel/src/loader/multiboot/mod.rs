@@ -354,10 +354,10 @@ pub(super) fn load(
         gdt_limit: 0,
         loaded,
         boot_area: (0, 0),
-        rax: u64::from(match version {
+        rax: match version {
             MultibootVersion::One => MULTIBOOT_BOOTLOADER_MAGIC,
             MultibootVersion::Two => MULTIBOOT2_BOOTLOADER_MAGIC,
-        }),
+        },
         rbx: base,
         rsi: 0,
         modules: placed.iter().map(|m| (m.start, m.end - m.start)).collect(),
