@@ -13,7 +13,10 @@
 //! text; this module adds what needs the whole file: unique names, images on
 //! disk, and the data modules that a VM's `modules` names (which must be
 //! `role = "data"` entries of the same file, and are loaded with the VM's image
-//! in its dry run). It does not render GRUB syntax.
+//! in its dry run). A VM's `initrd = "path"` becomes a data module of its own
+//! (`<vm>-initrd`, one per file however many VMs share it, after every entry
+//! of the file) and the `initrd=` option naming it. It does not render GRUB
+//! syntax.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -25,6 +28,12 @@ use tessera_kernel::options::{HypervisorOptions, ModuleOptions, ModuleRole};
 use tessera_kernel::vmm::boot;
 
 use crate::options::{self, NumberOrText, SyntaxError};
+
+/// Whether a raw entry says `role = "data"` (the kernel's parser decides
+/// for good; this only keeps a data entry from getting an initrd module).
+fn is_data(raw: &RawVm) -> bool {
+    matches!(&raw.role, Some(NumberOrText::Text(role)) if role == "data")
+}
 
 /// The file as written, before validation.
 #[derive(Debug, Deserialize)]
@@ -52,7 +61,8 @@ struct RawVm {
     image: PathBuf,
     mem: Option<NumberOrText>,
     cmdline: Option<String>,
-    initrd: Option<NumberOrText>,
+    /// A Linux kernel's initial ramdisk: a file, made into a data module.
+    initrd: Option<PathBuf>,
     restart: Option<NumberOrText>,
     /// The data modules (`role = "data"` entries) a Multiboot kernel gets, in order.
     modules: Option<Vec<String>>,
@@ -263,6 +273,19 @@ pub enum ConfigError {
         /// The other VM's name.
         module: String,
     },
+    /// The data module made for a VM's `initrd` would have a name too long.
+    #[error(
+        "vm {vm:?}: initrd: its data module would be named {module:?}, longer than the \
+         {max} characters a name may have; shorten the VM's name"
+    )]
+    InitrdName {
+        /// The VM.
+        vm: String,
+        /// The data module's name.
+        module: String,
+        /// The longest name.
+        max: usize,
+    },
     /// Two entries share a name.
     #[error("vm {name:?} is defined more than once (names must be unique)")]
     DuplicateName {
@@ -296,12 +319,24 @@ impl Config {
 
         let mut entries = Vec::with_capacity(raw.vm.len());
         let mut names = HashSet::new();
+        let mut initrds = Initrds::default();
+        let count = raw.vm.len();
         for (index, entry) in raw.vm.into_iter().enumerate() {
-            let (vm, parsed) = validate_vm(entry, index, base)?;
+            let (vm, parsed) = validate_vm(entry, index, base, &mut initrds)?;
             if !names.insert(vm.name.clone()) {
                 return Err(ConfigError::DuplicateName { name: vm.name });
             }
             entries.push((vm, parsed));
+        }
+        // The initrds' data modules come after the file's own entries, so
+        // that they change no VM's place in the module order.
+        for (offset, (module, path)) in initrds.made.into_iter().enumerate() {
+            let raw = RawVm::data(module, path);
+            let (data, parsed) = validate_vm(raw, count + offset, base, &mut Initrds::default())?;
+            if !names.insert(data.name.clone()) {
+                return Err(ConfigError::DuplicateName { name: data.name });
+            }
+            entries.push((data, parsed));
         }
         // A VM may name a data module that comes after it (the kernel finds
         // them the same way), so this waits for the whole file.
@@ -314,13 +349,66 @@ impl Config {
     }
 }
 
+/// The data modules made for `initrd` paths: one per file, named after the
+/// first VM that gives it.
+#[derive(Default)]
+struct Initrds {
+    /// The module's name for each file.
+    by_path: HashMap<PathBuf, String>,
+    /// `(name, file)` in the order they were made.
+    made: Vec<(String, PathBuf)>,
+}
+
+impl Initrds {
+    /// The data module's name for `vm`'s initrd at `path`.
+    fn module_for(&mut self, vm: &str, path: PathBuf) -> Result<String, ConfigError> {
+        if let Some(name) = self.by_path.get(&path) {
+            return Ok(name.clone());
+        }
+        let name = format!("{vm}-initrd");
+        if name.len() > tessera_kernel::options::MAX_NAME_LEN {
+            return Err(ConfigError::InitrdName {
+                vm: vm.to_owned(),
+                module: name,
+                max: tessera_kernel::options::MAX_NAME_LEN,
+            });
+        }
+        self.by_path.insert(path.clone(), name.clone());
+        self.made.push((name.clone(), path));
+        Ok(name)
+    }
+}
+
+impl RawVm {
+    /// A `role = "data"` entry for `image` named `name`.
+    fn data(name: String, image: PathBuf) -> RawVm {
+        RawVm {
+            name: Some(name),
+            image,
+            mem: None,
+            cmdline: None,
+            initrd: None,
+            restart: None,
+            modules: None,
+            cpu: None,
+            format: None,
+            load: None,
+            entry: None,
+            mode: None,
+            role: Some(NumberOrText::Text("data".into())),
+            debug_exit: None,
+        }
+    }
+}
+
 /// Checks one entry on its own and returns it with what the kernel's parser
-/// read from its module line. A VM with `modules` has its image loaded later,
-/// by [`check_modules`].
+/// read from its module line. A VM with `modules` or `initrd` has its image
+/// loaded later, by [`check_modules`].
 fn validate_vm(
     raw: RawVm,
     index: usize,
     base: &Path,
+    initrds: &mut Initrds,
 ) -> Result<(VmSpec, ModuleOptions), ConfigError> {
     let name = match &raw.name {
         Some(name) => name.clone(),
@@ -349,6 +437,11 @@ fn validate_vm(
     };
     // In the order of the module line (grubcfg writes them so). Every value is
     // converted, but the first bad one in this order is the one reported.
+    let initrd = match &raw.initrd {
+        // A data entry's initrd is refused below, by name.
+        Some(path) if !is_data(&raw) => Some(initrds.module_for(&name, base.join(path))?),
+        _ => None,
+    };
     type Convert = fn(&NumberOrText) -> Result<String, SyntaxError>;
     let text = |value: &Option<NumberOrText>, convert: Convert| value.as_ref().map(convert);
     let fields: [(&'static str, Option<Result<String, SyntaxError>>); 11] = [
@@ -361,7 +454,7 @@ fn validate_vm(
         ("cpu", text(&raw.cpu, options::value_text)),
         ("restart", text(&raw.restart, options::value_text)),
         ("modules", raw.modules.as_deref().map(options::list_text)),
-        ("initrd", text(&raw.initrd, options::value_text)),
+        ("initrd", initrd.map(Ok)),
         ("debug-exit", text(&raw.debug_exit, options::address_text)),
     ];
     let mut module_options = Vec::new();
@@ -413,6 +506,7 @@ fn validate_vm(
                 ("restart", raw.restart.is_some()),
                 ("debug-exit", raw.debug_exit.is_some()),
                 ("modules", raw.modules.is_some()),
+                ("initrd", raw.initrd.is_some()),
                 ("cmdline", raw.cmdline.is_some()),
             ];
             if let Some((key, _)) = present.iter().find(|(_, is_set)| *is_set) {
@@ -450,7 +544,7 @@ fn check_image(spec: &VmSpec, parsed: &ModuleOptions) -> Result<(), ConfigError>
     match (parsed.role, parsed.mem) {
         // It loads with its data modules, which may come later in the file:
         // check_modules runs the dry run once every entry is known.
-        (ModuleRole::Vm, Some(_)) if !parsed.modules.is_empty() => {}
+        (ModuleRole::Vm, Some(_)) if !parsed.modules.is_empty() || parsed.initrd.is_some() => {}
         (ModuleRole::Vm, Some(ram)) => {
             let image = read_image(spec)?;
             boot::dry_run(&image, parsed, &[], ram).map_err(|error| refused(spec, error))?;
@@ -487,10 +581,10 @@ struct DataContents {
     cmdline: String,
 }
 
-/// What `modules` needs from the whole file: each name must be a `role =
-/// "data"` entry of this config, and the VM's image must load with those
-/// modules into its `mem=` as the kernel's loader will load it — so a module
-/// too large for the VM is refused in the kernel's words.
+/// What `modules` and `initrd` need from the whole file: each name must be a
+/// `role = "data"` entry of this config, and the VM's image must load with
+/// those modules into its `mem=` as the kernel's loader will load it — so a
+/// module too large for the VM is refused in the kernel's words.
 fn check_modules(entries: &[(VmSpec, ModuleOptions)]) -> Result<(), ConfigError> {
     let by_name: HashMap<&str, &VmSpec> = entries
         .iter()
@@ -499,10 +593,11 @@ fn check_modules(entries: &[(VmSpec, ModuleOptions)]) -> Result<(), ConfigError>
     // Each data module is read once, however many VMs name it.
     let mut contents: HashMap<&str, DataContents> = HashMap::new();
     for (spec, parsed) in entries {
-        let Some(ram) = parsed.mem.filter(|_| !parsed.modules.is_empty()) else {
+        let names: Vec<&String> = parsed.modules.iter().chain(&parsed.initrd).collect();
+        let Some(ram) = parsed.mem.filter(|_| !names.is_empty()) else {
             continue;
         };
-        for module in &parsed.modules {
+        for &module in &names {
             let data = match by_name.get(module.as_str()) {
                 None => {
                     return Err(ConfigError::UnknownModule {
@@ -530,8 +625,7 @@ fn check_modules(entries: &[(VmSpec, ModuleOptions)]) -> Result<(), ConfigError>
         }
         // Every name was read above; a name missing here would reach the
         // loader, which refuses it as ModuleNotFound rather than panicking.
-        let modules: Vec<loader::DataModule> = parsed
-            .modules
+        let modules: Vec<loader::DataModule> = names
             .iter()
             .filter_map(|name| {
                 contents.get(name.as_str()).map(|data| loader::DataModule {

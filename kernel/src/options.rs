@@ -260,8 +260,8 @@ pub struct ModuleOptions {
     pub cpu: Option<u32>,
     /// `restart=`
     pub restart: RestartPolicy,
-    /// `initrd=`, the name of a data module: refused until the Linux loader
-    /// exists, so always `None`.
+    /// `initrd=`: the name of the data module a Linux kernel gets as its
+    /// initial ramdisk.
     pub initrd: Option<String>,
     /// `role=`
     pub role: ModuleRole,
@@ -473,6 +473,12 @@ impl ModuleOptions {
                     }
                     options.modules = names.into_iter().map(String::from).collect();
                 }
+                "initrd" => {
+                    if !is_valid_name(value) {
+                        return Err(bad("the name of a data module (role=data)"));
+                    }
+                    options.initrd = Some(value.to_string());
+                }
                 "role" => {
                     options.role = match value {
                         "vm" => ModuleRole::Vm,
@@ -508,7 +514,6 @@ impl ModuleOptions {
 pub fn not_supported_yet(option: &str) -> Option<&'static str> {
     match option {
         "cpu" => Some("tessera runs every VM on the boot CPU until SMP support comes"),
-        "initrd" => Some("Linux guests come with the Linux loader"),
         _ => None,
     }
 }
@@ -656,13 +661,29 @@ mod tests {
     }
 
     #[test]
-    fn options_not_implemented_yet_are_refused_with_the_reason() {
+    fn initrd_names_a_data_module() {
+        let options = ModuleOptions::parse("name=linux mem=128M initrd=rootfs").unwrap();
+        assert_eq!(options.initrd.as_deref(), Some("rootfs"));
+        for bad in ["initrd=", "initrd=a/b", "initrd=a,b"] {
+            assert!(
+                matches!(
+                    ModuleOptions::parse(bad),
+                    Err(ModuleOptionError::BadValue {
+                        option: "initrd",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
         assert_eq!(
-            ModuleOptions::parse("name=linux mem=128M initrd=rootfs")
-                .unwrap_err()
-                .to_string(),
-            "initrd= is not supported yet: Linux guests come with the Linux loader"
+            ModuleOptions::parse("initrd=a initrd=b"),
+            Err(ModuleOptionError::Repeated("initrd"))
         );
+    }
+
+    #[test]
+    fn options_not_implemented_yet_are_refused_with_the_reason() {
         let error = ModuleOptions::parse("name=a mem=1M cpu=1").unwrap_err();
         assert!(
             matches!(

@@ -214,10 +214,6 @@ fn option_values_are_judged_by_the_kernels_parser() {
             "cpu = 1",
             "cpu= is not supported yet: tessera runs every VM on the boot CPU",
         ),
-        (
-            "initrd = \"rootfs\"",
-            "initrd= is not supported yet: Linux guests come with the Linux loader",
-        ),
     ] {
         let got = refusal(with_option(extra));
         assert!(got.starts_with(reason), "{extra}: {got}");
@@ -638,6 +634,151 @@ fn modules_need_a_multiboot_kernel() {
             && error
                 .to_string()
                 .contains("modules= is for Multiboot kernels"),
+        "{error}"
+    );
+}
+
+/// A bzImage the kernel's loader accepts: protocol 2.15, 64-bit entry,
+/// relocatable, 16 MiB preferred, 4 MiB init_size, two setup sectors.
+fn bzimage() -> Vec<u8> {
+    let mut image = vec![0u8; 3 * 512 + 0x1000];
+    let mut put = |offset: usize, bytes: &[u8]| {
+        image[offset..offset + bytes.len()].copy_from_slice(bytes);
+    };
+    put(0x1f1, &[2]); // setup_sects
+    put(0x1fe, &[0x55, 0xaa]);
+    put(0x200, &[0xeb, 0x6a]); // the header ends at 0x26c
+    put(0x202, b"HdrS");
+    put(0x206, &0x020fu16.to_le_bytes());
+    put(0x211, &[0x01]); // LOADED_HIGH
+    put(0x22c, &0x7fff_ffffu32.to_le_bytes()); // initrd_addr_max
+    put(0x230, &0x20_0000u32.to_le_bytes()); // kernel_alignment
+    put(0x234, &[1]); // relocatable_kernel
+    put(0x236, &0x0001u16.to_le_bytes()); // XLF_KERNEL_64
+    put(0x238, &2047u32.to_le_bytes()); // cmdline_size
+    put(0x258, &0x100_0000u64.to_le_bytes()); // pref_address
+    put(0x260, &0x40_0000u32.to_le_bytes()); // init_size
+    image
+}
+
+/// A directory with `vmlinuz` (a bzImage), `initrd.cpio` and `mb.bin`.
+fn with_linux() -> tempfile::TempDir {
+    let dir = images(&["initrd.cpio"]);
+    std::fs::write(dir.path().join("vmlinuz"), bzimage()).unwrap();
+    std::fs::write(dir.path().join("mb.bin"), multiboot_kernel()).unwrap();
+    dir
+}
+
+fn linux_vm(name: &str, mem: &str, initrd: &str) -> String {
+    format!(
+        "[[vm]]\nname = \"{name}\"\nimage = \"vmlinuz\"\nmem = \"{mem}\"\n\
+         initrd = \"{initrd}\"\ncmdline = \"console=ttyS0 quiet\"\n"
+    )
+}
+
+#[test]
+fn an_initrd_becomes_a_data_module_and_the_option_naming_it() {
+    let dir = with_linux();
+    let config = parse(&dir, &linux_vm("linux", "64M", "initrd.cpio")).unwrap();
+    assert_eq!(config.vms.len(), 2);
+    assert_eq!(
+        config.vms[0].kernel_cmdline(),
+        "name=linux mem=64M initrd=linux-initrd -- console=ttyS0 quiet"
+    );
+    let data = &config.vms[1];
+    assert_eq!(data.role, ModuleRole::Data);
+    assert_eq!(data.image, dir.path().join("initrd.cpio"));
+    assert_eq!(data.kernel_cmdline(), "name=linux-initrd role=data");
+    let cfg = crate::grubcfg::render(crate::grubcfg::TEMPLATE, &config).unwrap();
+    assert!(
+        cfg.contains("module2 /guests/linux-initrd.cpio name=linux-initrd role=data\n"),
+        "{cfg}"
+    );
+}
+
+#[test]
+fn vms_sharing_an_initrd_share_its_module() {
+    let dir = with_linux();
+    let text = format!(
+        "{}{}[[vm]]\nname = \"counter\"\nimage = \"mb.bin\"\nmem = \"4M\"\n",
+        linux_vm("linux-a", "64M", "initrd.cpio"),
+        linux_vm("linux-b", "64M", "./initrd.cpio")
+    );
+    let config = parse(&dir, &text).unwrap();
+    let names: Vec<&str> = config.vms.iter().map(|vm| vm.name.as_str()).collect();
+    // One module for one file (however the path is written), after the
+    // file's own entries, named after the first VM that gives it.
+    assert_eq!(names, ["linux-a", "linux-b", "counter", "linux-a-initrd"]);
+    assert!(config.vms[1]
+        .kernel_cmdline()
+        .contains(" initrd=linux-a-initrd "));
+    std::fs::write(dir.path().join("other.cpio"), b"x").unwrap();
+    let text = format!(
+        "{}{}",
+        linux_vm("linux-a", "64M", "initrd.cpio"),
+        linux_vm("linux-b", "64M", "other.cpio")
+    );
+    let config = parse(&dir, &text).unwrap();
+    assert_eq!(config.vms.len(), 4);
+    assert!(config.vms[1]
+        .kernel_cmdline()
+        .contains(" initrd=linux-b-initrd "));
+}
+
+#[test]
+fn initrd_refusals_name_the_vm() {
+    let dir = with_linux();
+    // An initrd larger than the VM can hold beside its kernel: the kernel's words.
+    std::fs::write(dir.path().join("big.cpio"), vec![0; 16 << 20]).unwrap();
+    let error = parse(&dir, &linux_vm("linux", "32M", "big.cpio")).unwrap_err();
+    assert!(
+        matches!(&error, ConfigError::ImageRefused { vm, .. } if vm == "linux")
+            && error
+                .to_string()
+                .contains("the initrd (16 MiB) does not fit"),
+        "{error}"
+    );
+    assert!(parse(&dir, &linux_vm("linux", "64M", "big.cpio")).is_ok());
+    // A missing file.
+    let error = parse(&dir, &linux_vm("linux", "64M", "nothere.cpio")).unwrap_err();
+    assert!(
+        matches!(&error, ConfigError::MissingImage { vm, .. } if vm == "linux-initrd"),
+        "{error}"
+    );
+    // A name that leaves no room for "-initrd".
+    let error = parse(
+        &dir,
+        &linux_vm("a-name-of-twenty-chars", "64M", "initrd.cpio"),
+    )
+    .unwrap_err();
+    assert!(matches!(error, ConfigError::InitrdName { .. }), "{error}");
+    // Not for a Multiboot kernel, nor for a data entry.
+    let error = parse(
+        &dir,
+        "[[vm]]\nname = \"mb\"\nimage = \"mb.bin\"\nmem = \"4M\"\ninitrd = \"initrd.cpio\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("initrd= is for Linux kernels, and this is a Multiboot kernel"),
+        "{error}"
+    );
+    let error = parse(
+        &dir,
+        "[[vm]]\nname = \"d\"\nimage = \"initrd.cpio\"\nrole = \"data\"\ninitrd = \"initrd.cpio\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, ConfigError::NotForData { key: "initrd", .. }),
+        "{error:?}"
+    );
+    // A bzImage too large for its mem=.
+    let error = parse(&dir, &linux_vm("linux", "4M", "initrd.cpio")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("the kernel needs 4 MiB (init_size)"),
         "{error}"
     );
 }

@@ -20,12 +20,16 @@ use crate::mm::page_tables::{HostPaging, PageTables, TableMemory};
 use crate::mm::phys::PAGE_SIZE;
 use crate::options::CpuMode;
 
-/// GDT selector of the 64-bit code segment (long-mode CS).
-pub const CODE64_SELECTOR: u16 = 0x08;
-/// GDT selector of the flat data segment (DS, ES, FS, GS, SS).
-pub const DATA_SELECTOR: u16 = 0x10;
 /// GDT selector of the flat 32-bit code segment (protected-mode CS).
-pub const CODE32_SELECTOR: u16 = 0x18;
+pub const CODE32_SELECTOR: u16 = 0x08;
+/// GDT selector of the 64-bit code segment (long-mode CS). It is the Linux
+/// boot protocol's `__BOOT_CS` (Documentation/arch/x86/boot.rst, "64-bit Boot
+/// Protocol": "a GDT must be loaded with the descriptors for selectors
+/// __BOOT_CS(0x10) and __BOOT_DS(0x18)"), so that one GDT serves every format.
+pub const CODE64_SELECTOR: u16 = 0x10;
+/// GDT selector of the flat data segment (DS, ES, FS, GS, SS): Linux's
+/// `__BOOT_DS`.
+pub const DATA_SELECTOR: u16 = 0x18;
 
 /// The GDT written into guest RAM, indexed by selector / 8 (Intel SDM Vol. 3A,
 /// 3.4.5 "Segment Descriptors"): base 0, limit 0xFFFFF in 4 KiB units (G = 1),
@@ -36,13 +40,13 @@ pub const CODE32_SELECTOR: u16 = 0x18;
 pub const GDT: [u64; 4] = [
     // The null descriptor.
     0,
+    // Code, execute/read, accessed (type 0xB); D = 1 for 32-bit operands.
+    0x00cf_9b00_0000_ffff,
     // Code, execute/read, accessed (type 0xB); L = 1 and D = 0, since "if the
     // L-bit is set, then the D-bit must be cleared" (SDM Vol. 3A, 3.4.5).
     0x00af_9b00_0000_ffff,
     // Data, read/write, accessed (type 0x3); B = 1 for a 32-bit stack.
     0x00cf_9300_0000_ffff,
-    // Code, execute/read, accessed (type 0xB); D = 1 for 32-bit operands.
-    0x00cf_9b00_0000_ffff,
 ];
 
 /// GDTR.limit of [`GDT`]: its size in bytes minus one (SDM Vol. 3A, 3.5.1).
@@ -115,6 +119,12 @@ impl Plan {
         loaded: &[(u64, u64)],
     ) -> Result<Plan, LoadError> {
         Plan::above(CpuMode::Protected, ram, information, loaded)
+    }
+
+    /// The plan for a long-mode kernel that needs no boot information in
+    /// the area (a Linux kernel, whose zero page lives elsewhere).
+    pub(super) fn long(ram: u64, loaded: &[(u64, u64)]) -> Result<Plan, LoadError> {
+        Plan::above(CpuMode::Long, ram, 0, loaded)
     }
 
     fn above(

@@ -4,6 +4,7 @@
 
 use super::detect::DetectedFormat;
 use super::elf::ElfError;
+use super::linux::LinuxError;
 use super::multiboot::MultibootError;
 use crate::mm::page_tables::MapError;
 use crate::options::CpuMode;
@@ -20,6 +21,10 @@ pub enum Region {
     Segment,
     /// A data module for a Multiboot kernel.
     Module,
+    /// A Linux kernel's zero page (`struct boot_params`).
+    ZeroPage,
+    /// A Linux kernel's command line.
+    CommandLine,
 }
 
 impl fmt::Display for Region {
@@ -28,6 +33,8 @@ impl fmt::Display for Region {
             Region::Image => "image",
             Region::Segment => "segment",
             Region::Module => "module",
+            Region::ZeroPage => "zero page",
+            Region::CommandLine => "command line",
         })
     }
 }
@@ -54,8 +61,6 @@ const fn boot_area_contents(mode: CpuMode) -> &'static str {
 pub enum LoadError {
     /// The module has no bytes.
     EmptyImage,
-    /// A format tessera recognises but cannot start yet.
-    Unsupported(DetectedFormat),
     /// Not a loadable x86 ELF executable.
     Elf(ElfError),
     /// A raw image larger than the whole of guest RAM.
@@ -146,6 +151,10 @@ pub enum LoadError {
         /// The option, as written (`load=...`, `mode=...`).
         option: &'static str,
     },
+    /// A Linux bzImage that cannot be started with the 64-bit boot protocol.
+    Linux(LinuxError),
+    /// `initrd=` on an image that is not a Linux kernel.
+    InitrdNeedsLinux(DetectedFormat),
     /// A data module that would end above 4 GiB, out of a 32-bit `mod_end`.
     ModuleNotReachable {
         /// Where it would start.
@@ -171,12 +180,6 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             LoadError::EmptyImage => f.write_str("the image is empty"),
-            LoadError::Unsupported(format) => write!(
-                f,
-                "{} images are not supported yet: they need the virtual PC \
-                 (load it with format=raw or format=elf if that is what it is)",
-                format
-            ),
             LoadError::Elf(error) => write!(f, "bad ELF: {}", error),
             LoadError::ImageTooLarge { size, ram } => write!(
                 f,
@@ -261,6 +264,10 @@ impl fmt::Display for LoadError {
                 write!(f, "cannot build the guest's page tables: {}", error)
             }
             LoadError::Multiboot(error) => error.fmt(f),
+            LoadError::Linux(ref error) => error.fmt(f),
+            LoadError::InitrdNeedsLinux(format) => {
+                write!(f, "initrd= is for Linux kernels, and this is a {}", format)
+            }
             LoadError::ModuleNotFound { ref name } => write!(
                 f,
                 "modules= names `{}`, which is not a data module (role=data) of this boot",

@@ -2,7 +2,8 @@
 //! module) into a VM's guest-physical memory and says how its vCPU must start.
 //!
 //! It owns format detection, ELF parsing, the Multiboot and Multiboot2
-//! protocols (headers, boot information, data modules), where images go, and
+//! protocols (headers, boot information, data modules), the Linux boot
+//! protocol (setup header, zero page, initrd), where images go, and
 //! the boot area (GDT, identity page tables, default stack) that protected
 //! and long mode need. It must not touch hardware or allocate guest memory: the
 //! memory comes in as a [`GuestMemory`], and the vCPU's initial state goes out
@@ -18,6 +19,7 @@ mod detect;
 mod dry_run;
 mod elf;
 mod error;
+mod linux;
 mod memory_map;
 mod multiboot;
 #[cfg(test)]
@@ -32,6 +34,7 @@ pub use detect::{detect, DetectedFormat, ELF_MAGIC};
 pub use dry_run::{dry_run, dry_run_with, DryRunMemory};
 pub use elf::{ElfClass, ElfError};
 pub use error::{LoadError, Region};
+pub use linux::{LinuxError, CMDLINE_ADDRESS, ZERO_PAGE_ADDRESS};
 pub use memory_map::{
     pc_memory_map, MemoryRegion, MEMORY_ACPI_NVS, MEMORY_ACPI_RECLAIMABLE, MEMORY_AVAILABLE,
     MEMORY_RESERVED,
@@ -124,12 +127,15 @@ pub struct BootState {
     /// guest must be told it is in use (a memory map marks it reserved).
     /// For Multiboot kernels it starts with the boot information, at `rbx`.
     pub boot_area: (u64, u64),
-    /// RAX at entry: Multiboot's bootloader magic
+    /// EAX at entry: Multiboot's bootloader magic
     /// ([`MULTIBOOT_BOOTLOADER_MAGIC`] or [`MULTIBOOT2_BOOTLOADER_MAGIC`]); else 0.
-    pub rax: u64,
+    pub rax: u32,
     /// RBX at entry: the guest-physical address of the Multiboot boot
     /// information; else 0.
     pub rbx: u64,
+    /// RSI at entry: the guest-physical address of a Linux kernel's zero
+    /// page (`struct boot_params`, [`ZERO_PAGE_ADDRESS`]); else 0.
+    pub rsi: u32,
     /// The data modules placed for a Multiboot kernel, `(start, length)` in
     /// `modules=` order; empty for the other formats.
     pub modules: Vec<(u64, u64)>,
@@ -157,8 +163,9 @@ pub fn load(
 }
 
 /// Loads `image` into `memory` as `options` say, with what the machine
-/// offers a Multiboot kernel in `inputs` (the data modules `modules=` names,
-/// the memory map, the ACPI RSDP), and returns how the vCPU must start.
+/// offers a Multiboot or Linux kernel in `inputs` (the data modules
+/// `modules=` and `initrd=` name, the memory map, the ACPI RSDP), and
+/// returns how the vCPU must start.
 ///
 /// `format=auto` detects the format: a Linux setup header, then a Multiboot2
 /// header, then a Multiboot header (a Multiboot header wins over plain ELF,
@@ -171,7 +178,8 @@ pub fn load(
 /// address) overrides e_entry. Multiboot kernels load and start as their
 /// specifications say (see the `multiboot` module), get the data modules
 /// `modules=` names from `inputs`, and refuse `load=` and `mode=`;
-/// `format=multiboot` takes either header. Linux images are refused for now.
+/// `format=multiboot` takes either header. Linux bzImages start at their
+/// 64-bit entry with the initrd `initrd=` names (see the `linux` module).
 pub fn load_with(
     image: &[u8],
     options: &ModuleOptions,
@@ -204,6 +212,9 @@ pub fn load_with(
         };
         return Err(LoadError::ModulesNeedMultiboot(format));
     }
+    if format != DetectedFormat::Linux && options.initrd.is_some() {
+        return Err(LoadError::InitrdNeedsLinux(format));
+    }
     match format {
         DetectedFormat::Raw
             if options.format == ImageFormat::Auto && image.starts_with(&ELF_MAGIC) =>
@@ -220,7 +231,7 @@ pub fn load_with(
         DetectedFormat::Multiboot | DetectedFormat::Multiboot2 => {
             multiboot::load(image, options, inputs, memory)
         }
-        DetectedFormat::Linux => Err(LoadError::Unsupported(DetectedFormat::Linux)),
+        DetectedFormat::Linux => linux::load(image, options, inputs, memory),
     }
 }
 
@@ -305,6 +316,7 @@ fn place(
         boot_area: (0, 0),
         rax: 0,
         rbx: 0,
+        rsi: 0,
         modules: Vec::new(),
         bios_data: Vec::new(),
     };

@@ -1,7 +1,8 @@
 //! Robustness of `load` against corrupt images: every prefix of a valid ELF,
 //! thousands of deterministic mutations of one, random bytes, and every byte
 //! of Multiboot and Multiboot2 headers flipped, with and without a checksum
-//! that still adds up. Whatever
+//! that still adds up, and bzImages cut short, with every setup header byte
+//! mutated and with random placement fields. Whatever
 //! the outcome, a successful load must keep every promise `assert_sound`
 //! checks, and a refusal must leave guest memory untouched.
 
@@ -189,6 +190,7 @@ fn robust_multiboot_load(image: &[u8], text: &str, ram: u64) -> Result<BootState
         modules: &modules,
         memory_map: None,
         rsdp: Some(&rsdp),
+        rsdp_address: None,
     };
     let mut memory = FakeMemory::new(ram);
     let result = load_with(
@@ -267,5 +269,108 @@ fn random_multiboot_mutations_never_panic() {
         let text = MULTIBOOT_OPTION_SETS[random.below(3) as usize];
         let ram = [64 * KIB, MIB, 4 * MIB][random.below(3) as usize];
         let _ = robust_multiboot_load(&image, text, ram);
+    }
+}
+
+/// A bzImage and a data module for `initrd=`, as the Linux tests build them.
+fn linux_sample() -> Vec<u8> {
+    super::testing::BzImage::new().build()
+}
+
+fn robust_linux(image: &[u8], text: &str, ram: u64) -> Result<BootState, LoadError> {
+    let initrd = [0x11u8; 5000];
+    let modules = [DataModule {
+        name: "rootfs",
+        bytes: &initrd,
+        cmdline: "",
+    }];
+    let inputs = BootInputs {
+        modules: &modules,
+        ..BootInputs::default()
+    };
+    // Checks soundness or, on refusal, that nothing was written.
+    super::linux::tests::boot(image, text, &inputs, ram).0
+}
+
+const LINUX_OPTION_SETS: [&str; 3] = [
+    "mem=64M -- console=ttyS0",
+    "mem=64M initrd=rootfs -- console=ttyS0",
+    "format=linux mem=8G initrd=rootfs",
+];
+
+fn linux_ram(text: &str) -> u64 {
+    if text.contains("8G") {
+        8 << 30
+    } else {
+        64 * MIB
+    }
+}
+
+#[test]
+fn every_prefix_of_a_bzimage_is_handled_without_panic() {
+    let image = linux_sample();
+    for length in (0..0x300).chain((0x300..image.len()).step_by(61)) {
+        for text in LINUX_OPTION_SETS {
+            let _ = robust_linux(&image[..length], text, linux_ram(text));
+        }
+    }
+    for text in LINUX_OPTION_SETS {
+        assert!(
+            robust_linux(&image, text, linux_ram(text)).is_ok(),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn every_setup_header_byte_mutated_never_panics() {
+    let image = linux_sample();
+    let mut random = XorShift(0x1f1_0202);
+    for offset in 0x1f1..0x290 {
+        let original = image[offset];
+        let values = [
+            0,
+            0xff,
+            0x80,
+            0x7f,
+            original ^ 1,
+            original ^ 0x40,
+            random.below(256) as u8,
+            random.below(256) as u8,
+        ];
+        for value in values {
+            let mut mutated = image.clone();
+            mutated[offset] = value;
+            for text in LINUX_OPTION_SETS {
+                let _ = robust_linux(&mutated, text, linux_ram(text));
+            }
+        }
+    }
+}
+
+#[test]
+fn random_placement_fields_never_panic() {
+    let image = linux_sample();
+    let mut random = XorShift(0x2d0_0c0c);
+    // pref_address, init_size, kernel_alignment, initrd_addr_max, cmdline_size.
+    let fields: [(usize, usize); 5] = [(0x258, 8), (0x260, 4), (0x230, 4), (0x22c, 4), (0x238, 4)];
+    for _ in 0..3000 {
+        let mut mutated = image.clone();
+        for &(offset, width) in &fields {
+            if random.below(2) == 0 {
+                let value = match random.below(4) {
+                    0 => random.next(),
+                    1 => random.next() & 0xffff_f000,
+                    2 => 1 << random.below(64),
+                    _ => (random.next() & 0x3ff_ffff) | 0x10_0000,
+                };
+                mutated[offset..offset + width].copy_from_slice(&value.to_le_bytes()[..width]);
+            }
+        }
+        mutated[0x234] = random.below(2) as u8;
+        mutated[0x236] = random.below(4) as u8;
+        for text in LINUX_OPTION_SETS {
+            let _ = robust_linux(&mutated, text, linux_ram(text));
+        }
     }
 }

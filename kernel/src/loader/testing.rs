@@ -1,6 +1,6 @@
 //! Test doubles for the loader: a sparse guest memory that records every
-//! access and refuses any outside guest RAM, and a builder of small ELF32 and
-//! ELF64 executables.
+//! access and refuses any outside guest RAM, a builder of small ELF32 and
+//! ELF64 executables, and one of fake Linux bzImages.
 
 use super::elf::ElfClass;
 use super::GuestMemory;
@@ -270,5 +270,96 @@ impl ElfBuilder {
             out.extend_from_slice(&segment.data);
         }
         out
+    }
+}
+
+/// The fields of a fake bzImage's setup header.
+#[derive(Clone)]
+pub struct BzImage {
+    /// `setup_sects` (0 means 4).
+    pub setup_sects: u8,
+    /// `version`.
+    pub version: u16,
+    /// `loadflags`.
+    pub loadflags: u8,
+    /// `xloadflags`.
+    pub xloadflags: u16,
+    /// `relocatable_kernel`.
+    pub relocatable: u8,
+    /// `kernel_alignment`.
+    pub kernel_alignment: u32,
+    /// `pref_address`.
+    pub pref_address: u64,
+    /// `init_size`.
+    pub init_size: u32,
+    /// `initrd_addr_max`.
+    pub initrd_addr_max: u32,
+    /// `cmdline_size`.
+    pub cmdline_size: u32,
+    /// One past the header's last byte (0x202 + the byte at 0x201).
+    pub header_end: u64,
+    /// Bytes of protected-mode kernel after the setup sectors.
+    pub payload: usize,
+}
+
+impl BzImage {
+    /// A protocol 2.15 kernel like Debian's, scaled down: 16 MiB preferred,
+    /// 4 MiB init_size, relocatable on 2 MiB.
+    pub fn new() -> Self {
+        BzImage {
+            setup_sects: 3,
+            version: 0x020f,
+            loadflags: 0x01,
+            xloadflags: 0x01,
+            relocatable: 1,
+            kernel_alignment: 0x20_0000,
+            pref_address: 0x100_0000,
+            init_size: 0x40_0000,
+            initrd_addr_max: 0x7fff_ffff,
+            cmdline_size: 2047,
+            header_end: 0x26c,
+            payload: 0x1000,
+        }
+    }
+
+    fn setup_bytes(&self) -> usize {
+        let sectors = if self.setup_sects == 0 {
+            4
+        } else {
+            self.setup_sects
+        };
+        (usize::from(sectors) + 1) * 512
+    }
+
+    /// The byte at `offset` of the payload.
+    pub fn payload_byte(offset: usize) -> u8 {
+        (offset * 7 + 3) as u8
+    }
+
+    /// The image: boot sector, setup sectors, payload.
+    pub fn build(&self) -> Vec<u8> {
+        let setup = self.setup_bytes();
+        let mut image = std::vec![0u8; setup + self.payload];
+        let mut put = |offset: usize, bytes: &[u8]| {
+            image[offset..offset + bytes.len()].copy_from_slice(bytes);
+        };
+        put(0x1f1, &[self.setup_sects]);
+        put(0x1fe, &[0x55, 0xaa]);
+        put(0x200, &[0xeb, (self.header_end - 0x202) as u8]);
+        put(0x202, b"HdrS");
+        put(0x206, &self.version.to_le_bytes());
+        put(0x211, &[self.loadflags]);
+        put(0x214, &0x10_0000u32.to_le_bytes());
+        put(0x22c, &self.initrd_addr_max.to_le_bytes());
+        put(0x230, &self.kernel_alignment.to_le_bytes());
+        put(0x234, &[self.relocatable, 21]);
+        put(0x236, &self.xloadflags.to_le_bytes());
+        put(0x238, &self.cmdline_size.to_le_bytes());
+        put(0x258, &self.pref_address.to_le_bytes());
+        put(0x260, &self.init_size.to_le_bytes());
+        for (index, byte) in image[setup..].iter_mut().enumerate() {
+            *byte = BzImage::payload_byte(index);
+        }
+        image
     }
 }

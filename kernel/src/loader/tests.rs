@@ -102,7 +102,13 @@ pub(super) fn assert_sound(state: &BootState, memory: &FakeMemory) {
         state.format,
         DetectedFormat::Multiboot | DetectedFormat::Multiboot2
     );
-    if multiboot {
+    if state.format == DetectedFormat::Linux {
+        assert_eq!(state.mode, CpuMode::Long);
+        assert_eq!((state.rax, state.rbx), (0, 0));
+        assert_eq!(u64::from(state.rsi), ZERO_PAGE_ADDRESS);
+        assert!(inside(&ranges, ZERO_PAGE_ADDRESS, 4096));
+        assert!(state.modules.len() <= 1 && state.bios_data.is_empty());
+    } else if multiboot {
         assert_eq!(state.mode, CpuMode::Protected);
         assert_eq!(state.rbx, area, "the boot information opens the boot area");
         assert!(state.rax == 0x2bad_b002 || state.rax == 0x36d7_6289);
@@ -195,9 +201,15 @@ fn assert_gdt(state: &BootState, memory: &FakeMemory) {
         .map(|n| memory.read_u64(state.gdt_base + 8 * n))
         .collect();
     assert_eq!(descriptors, GDT);
-    assert_eq!(descriptors[1], 0x00af_9b00_0000_ffff, "64-bit code at 0x08");
-    assert_eq!(descriptors[2], 0x00cf_9300_0000_ffff, "flat data at 0x10");
-    assert_eq!(descriptors[3], 0x00cf_9b00_0000_ffff, "32-bit code at 0x18");
+    assert_eq!(descriptors[1], 0x00cf_9b00_0000_ffff, "32-bit code at 0x08");
+    assert_eq!(
+        descriptors[2], 0x00af_9b00_0000_ffff,
+        "64-bit code at 0x10, Linux's __BOOT_CS"
+    );
+    assert_eq!(
+        descriptors[3], 0x00cf_9300_0000_ffff,
+        "flat data at 0x18, Linux's __BOOT_DS"
+    );
     assert_eq!(state.gdt_limit, 31);
 }
 
@@ -432,16 +444,17 @@ fn format_option_overrides_detection() {
     );
     assert_eq!(
         refusal(&image, "format=linux", 4 * MIB),
-        LoadError::Unsupported(DetectedFormat::Linux)
+        LoadError::Linux(LinuxError::NoSetupHeader)
     );
 }
 
 #[test]
-fn linux_images_are_refused_by_name() {
+fn linux_images_with_a_bad_header_are_refused_by_name() {
     use super::detect::tests::{linux_image, multiboot_image};
+    // "HdrS" and 0x90s: the length byte at 0x201 puts the header's end at 0x292.
     assert_eq!(
         refusal(&linux_image(8192), "format=auto", 4 * MIB),
-        LoadError::Unsupported(DetectedFormat::Linux)
+        LoadError::Linux(LinuxError::BadHeaderLength { end: 0x292 })
     );
     // Bytes with a Multiboot header load anyway when the operator says they are raw.
     assert!(load_into(&multiboot_image(4096, 16), "format=raw", 4 * MIB)
@@ -627,11 +640,6 @@ fn remaining_messages() {
         }
         .to_string(),
         "the image (2 MiB) is larger than the 1 MiB of guest RAM"
-    );
-    assert_eq!(
-        LoadError::Unsupported(DetectedFormat::Linux).to_string(),
-        "Linux bzImage images are not supported yet: they need the virtual PC \
-         (load it with format=raw or format=elf if that is what it is)"
     );
     assert_eq!(
         LoadError::PageTables(crate::mm::page_tables::MapError::OutOfTables).to_string(),

@@ -49,8 +49,9 @@ impl fmt::Display for BootError {
 }
 
 /// Installs the PC's firmware into `ram`, then loads `image` with the
-/// firmware's memory map and RSDP (what Multiboot kernels are handed) and
-/// the data modules `options` names. A VM with less than 1 MiB of RAM has
+/// firmware's memory map and RSDP (what Multiboot kernels are handed, and
+/// Linux's e820 table and `acpi_rsdp_addr`) and the data modules `options`
+/// names (`modules=`, `initrd=`). A VM with less than 1 MiB of RAM has
 /// no room for the tables and gets none (its image is loaded as before).
 pub fn boot<M: GuestMemory>(
     image: &[u8],
@@ -72,6 +73,7 @@ pub fn boot<M: GuestMemory>(
         modules: data_modules,
         memory_map: installed.as_ref().map(|_| &map[..]),
         rsdp: installed.as_ref().map(|info| &info.rsdp_bytes[..]),
+        rsdp_address: installed.as_ref().map(|info| info.rsdp),
     };
     let boot = loader::load_with(image, options, &inputs, ram).map_err(BootError::Load)?;
     if let Some(info) = &installed {
@@ -160,6 +162,53 @@ mod tests {
         assert_eq!(
             dry_run(&[], &opts, &[], 2 << 20),
             Err(BootError::Load(LoadError::EmptyImage))
+        );
+    }
+
+    /// A Linux kernel gets the firmware's map as its e820 table, the RSDP's
+    /// address and its initrd; the dry run agrees, and names a missing initrd.
+    #[test]
+    fn a_linux_kernel_gets_the_firmware_and_its_initrd() {
+        use crate::loader::testing::{BzImage, FakeMemory};
+        use crate::loader::ZERO_PAGE_ADDRESS;
+        let image = BzImage::new().build();
+        let initrd = [0x33u8; 3000];
+        let modules = [DataModule {
+            name: "rootfs",
+            bytes: &initrd,
+            cmdline: "",
+        }];
+        let opts = options("mem=64M initrd=rootfs -- console=ttyS0");
+        let mut ram = FakeMemory::new(64 << 20);
+        let state = boot(&image, &opts, &modules, &mut ram).unwrap();
+        assert_eq!(
+            dry_run(&image, &opts, &modules, 64 << 20),
+            Ok(state.clone())
+        );
+        let info =
+            firmware::install(&mut FakeMemory::new(2 << 20), &PlatformLayout::DEFAULT, 1).unwrap();
+        assert_eq!(ram.read_u64(ZERO_PAGE_ADDRESS + 0x070), info.rsdp);
+        let [(initrd_start, 3000)] = state.modules[..] else {
+            panic!("{:x?}", state.modules)
+        };
+        assert_eq!(ram.read(initrd_start, 3000), initrd);
+        // The e820 table: the ACPI tables' page is type 3, reclaimable.
+        let entries = u64::from(ram.read(ZERO_PAGE_ADDRESS + 0x1e8, 1)[0]);
+        let acpi = (0..entries)
+            .map(|n| ZERO_PAGE_ADDRESS + 0x2d0 + 20 * n)
+            .find(|&at| ram.read_u64(at) == firmware::ACPI_TABLES.start);
+        let acpi = acpi.expect("the ACPI tables are in the e820 table");
+        assert_eq!(ram.read(acpi + 16, 4), [3, 0, 0, 0]);
+
+        let error = dry_run(
+            &image,
+            &options("mem=64M initrd=initfs"),
+            &modules,
+            64 << 20,
+        );
+        assert_eq!(
+            error.unwrap_err().to_string(),
+            "initrd= names `initfs`, which is not a data module (role=data) of this boot"
         );
     }
 

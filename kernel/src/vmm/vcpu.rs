@@ -27,10 +27,14 @@ pub struct StartState {
     pub gdt_base: u64,
     /// GDTR limit.
     pub gdt_limit: u16,
-    /// RAX at entry (the Multiboot magic; 0 for other formats).
-    pub rax: u64,
+    /// EAX at entry (the Multiboot magic; 0 for other formats). 32 bits,
+    /// as the magic is, so that the `Vm` holding this stays within 2 KiB.
+    pub rax: u32,
     /// RBX at entry (the Multiboot information address; 0 otherwise).
     pub rbx: u64,
+    /// RSI at entry (the Linux zero page's address, in the first MiB; 0
+    /// otherwise). 32 bits for the same reason as `rax`.
+    pub rsi: u32,
     /// Added to the host's TSC to give the guest's: minus the host TSC at
     /// the VM's start, so the guest's TSC counts from 0 with the VM's clock
     /// (the local APIC's TSC-deadline timer compares against that TSC).

@@ -195,6 +195,7 @@ fn start_state(boot: &BootState, origin_tsc: u64) -> StartState {
         gdt_limit: boot.gdt_limit,
         rax: boot.rax,
         rbx: boot.rbx,
+        rsi: boot.rsi,
         tsc_offset: origin_tsc.wrapping_neg(),
     }
 }

@@ -618,8 +618,9 @@ impl Vcpu for VmxVcpu {
 
     fn reset(&mut self, start: &StartState) {
         self.registers = GuestRegisters {
-            rax: start.rax,
+            rax: u64::from(start.rax),
             rbx: start.rbx,
+            rsi: u64::from(start.rsi),
             ..GuestRegisters::default()
         };
         self.switched = SwitchedState::default();

@@ -69,7 +69,7 @@ pub struct DataModule<'a> {
     pub cmdline: &'a str,
 }
 
-/// What the machine gives a Multiboot kernel besides its image.
+/// What the machine gives a Multiboot or Linux kernel besides its image.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BootInputs<'a> {
     /// The data modules of this boot; `modules=` picks from them by name.
@@ -79,6 +79,8 @@ pub struct BootInputs<'a> {
     /// A copy of the ACPI RSDP for Multiboot2's ACPI tag: 36 bytes or more
     /// give tag 15 (new RSDP), fewer tag 14 (old RSDP).
     pub rsdp: Option<&'a [u8]>,
+    /// Where that RSDP is in guest RAM, for Linux's `acpi_rsdp_addr`.
+    pub rsdp_address: Option<u64>,
 }
 
 /// What a header says to load.
@@ -352,11 +354,12 @@ pub(super) fn load(
         gdt_limit: 0,
         loaded,
         boot_area: (0, 0),
-        rax: u64::from(match version {
+        rax: match version {
             MultibootVersion::One => MULTIBOOT_BOOTLOADER_MAGIC,
             MultibootVersion::Two => MULTIBOOT2_BOOTLOADER_MAGIC,
-        }),
+        },
         rbx: base,
+        rsi: 0,
         modules: placed.iter().map(|m| (m.start, m.end - m.start)).collect(),
         bios_data: bios_data.iter().map(|&(address, _)| (address, 2)).collect(),
     };
