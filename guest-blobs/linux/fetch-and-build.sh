@@ -115,9 +115,13 @@ install_if_changed() {
 # --- the kernel: only boot/ of the package (its modules are not needed: the
 # cloud kernel has the 8250 UART, devtmpfs, the TSC and ACPI built in).
 mkdir -p "$work/kernel"
-dpkg-deb --fsys-tarfile "$kernel_deb" | tar -x -C "$work/kernel" ./boot ||
-    die "cannot extract boot/ from $kernel_deb (a damaged download? try --refresh)"
+# nvram.ko too: /init's tessera.reboot-once counts boots in CMOS RAM with it.
+dpkg-deb --fsys-tarfile "$kernel_deb" |
+    tar -x -C "$work/kernel" --wildcards ./boot './lib/modules/*/kernel/drivers/char/nvram.ko' ||
+    die "cannot extract boot/ and nvram.ko from $kernel_deb (a damaged download? try --refresh)"
 vmlinuz=$(find "$work/kernel/boot" -name 'vmlinuz-*' | head -n 1)
+nvram_ko=$(find "$work/kernel/lib" -name nvram.ko | head -n 1)
+[ -n "$nvram_ko" ] || die "$kernel_deb has no nvram.ko"
 [ -n "$vmlinuz" ] || die "$kernel_deb has no boot/vmlinuz-*"
 install_if_changed "$vmlinuz" "$out/vmlinuz"
 
@@ -134,9 +138,10 @@ as --64 -o "$work/rdtsc.o" "$here/rdtsc.s"
 ld -static -nostdlib -s --build-id=none -o "$work/rdtsc" "$work/rdtsc.o"
 
 # --- the initramfs tree: busybox's applet links are made by /init itself
-# (busybox --install -s), so the tree is just these three files.
+# (busybox --install -s), so the tree is just these four files.
 root="$work/root"
-mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/tmp"
+mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/tmp" "$root/lib/modules"
+install -m 0644 "$nvram_ko" "$root/lib/modules/nvram.ko"
 dpkg-deb --fsys-tarfile "$busybox_deb" | tar -x -C "$work" ./bin/busybox ||
     die "cannot extract bin/busybox from $busybox_deb (a damaged download? try --refresh)"
 install -m 0755 "$work/bin/busybox" "$root/bin/busybox"
