@@ -33,7 +33,7 @@ for arg in "$@"; do
     case $arg in
     --refresh) refresh=yes ;;
     -h | --help)
-        sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument '$arg' (try --help)" ;;
