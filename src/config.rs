@@ -355,14 +355,18 @@ impl Config {
 struct Initrds {
     /// The module's name for each file.
     by_path: HashMap<PathBuf, String>,
-    /// `(name, file)` in the order they were made.
+    /// `(name, file as the config gives it)` in the order they were made;
+    /// the data entries made from them resolve the file against the
+    /// config's folder as every image is.
     made: Vec<(String, PathBuf)>,
 }
 
 impl Initrds {
-    /// The data module's name for `vm`'s initrd at `path`.
-    fn module_for(&mut self, vm: &str, path: PathBuf) -> Result<String, ConfigError> {
-        if let Some(name) = self.by_path.get(&path) {
+    /// The data module's name for `vm`'s initrd at `path`, relative to the
+    /// config's folder `base`; one file is one module however it is named.
+    fn module_for(&mut self, vm: &str, base: &Path, path: &Path) -> Result<String, ConfigError> {
+        let key = base.join(path);
+        if let Some(name) = self.by_path.get(&key) {
             return Ok(name.clone());
         }
         let name = format!("{vm}-initrd");
@@ -373,8 +377,8 @@ impl Initrds {
                 max: tessera_kernel::options::MAX_NAME_LEN,
             });
         }
-        self.by_path.insert(path.clone(), name.clone());
-        self.made.push((name.clone(), path));
+        self.by_path.insert(key, name.clone());
+        self.made.push((name.clone(), path.to_path_buf()));
         Ok(name)
     }
 }
@@ -439,7 +443,7 @@ fn validate_vm(
     // converted, but the first bad one in this order is the one reported.
     let initrd = match &raw.initrd {
         // A data entry's initrd is refused below, by name.
-        Some(path) if !is_data(&raw) => Some(initrds.module_for(&name, base.join(path))?),
+        Some(path) if !is_data(&raw) => Some(initrds.module_for(&name, base, path)?),
         _ => None,
     };
     type Convert = fn(&NumberOrText) -> Result<String, SyntaxError>;

@@ -84,8 +84,18 @@ if [ -z "$kernel_deb" ]; then
     command -v apt-cache >/dev/null || die "apt-cache not found: this script needs a Debian-like system"
     # The metapackage depends on the current ABI's package, e.g.
     # linux-image-6.1.0-57-cloud-amd64; that one holds the kernel.
-    kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-        sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n 1)
+    kernel_package() {
+        apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+            sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n 1
+    }
+    kernel_pkg=$(kernel_package)
+    # A fresh machine (a CI runner) may have no package lists yet: as root,
+    # fetch them once, as scripts/install-deps.sh does before installing.
+    if [ -z "$kernel_pkg" ] && [ "$(id -u)" = 0 ]; then
+        note "no package lists know linux-image-cloud-amd64: running apt-get update"
+        apt-get update -q >&2 || die "'apt-get update' failed: is the network reachable?"
+        kernel_pkg=$(kernel_package)
+    fi
     [ -n "$kernel_pkg" ] ||
         die "apt-cache knows no linux-image-cloud-amd64 (Debian 12 main): run 'apt-get update' first"
     download "$kernel_pkg"

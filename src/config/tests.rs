@@ -782,3 +782,26 @@ fn initrd_refusals_name_the_vm() {
         "{error}"
     );
 }
+
+/// A config file found through a relative path (`--config guest-blobs/x.toml`
+/// from the repository): the initrd's data module names the file once,
+/// relative to the config's folder like every image, not joined twice.
+#[test]
+fn an_initrd_next_to_a_config_given_by_a_relative_path() {
+    let dir = with_linux();
+    let cwd = std::env::current_dir().unwrap();
+    let ups = cwd.components().count() - 1;
+    let mut relative = PathBuf::new();
+    for _ in 0..ups {
+        relative.push("..");
+    }
+    relative.push(dir.path().strip_prefix("/").unwrap());
+    assert!(relative.is_relative());
+    let config = Config::parse(
+        &linux_vm("linux", "64M", "initrd.cpio"),
+        &relative,
+        &relative.join("linux.toml"),
+    )
+    .unwrap();
+    assert_eq!(config.vms[1].image, relative.join("initrd.cpio"));
+}

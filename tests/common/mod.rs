@@ -231,3 +231,47 @@ pub fn boot_in_bochs_within(iso: &Path, name: &str, seconds: u32) -> (Vec<String
     let (lines, code, stderr) = boot_with_timeout(iso, name, "bochs", seconds);
     (lines, code == Some(0), stderr)
 }
+
+/// The Linux test guest (target/linux/vmlinuz and initramfs.cpio.gz), built
+/// once by guest-blobs/linux/fetch-and-build.sh: the first run on a machine
+/// downloads the Debian kernel package and busybox-static with apt-get.
+pub fn linux_guest() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let output =
+            run(Command::new("bash").arg(root().join("guest-blobs/linux/fetch-and-build.sh")));
+        assert!(
+            output.status.success(),
+            "guest-blobs/linux/fetch-and-build.sh failed:\n{}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+    });
+    root().join("target/linux")
+}
+
+/// Boots `iso` in Bochs with `mem_mib` of emulated memory; returns the
+/// transcript lines, whether the run ended in a clean power-off with every
+/// module running, and stderr.
+pub fn boot_in_bochs_with_memory(
+    iso: &Path,
+    name: &str,
+    mem_mib: u32,
+    seconds: u32,
+) -> (Vec<String>, bool, String) {
+    let log = scratch(&format!("{name}.serial.log"));
+    let output = run(Command::new(TOOL).args([
+        "boot".as_ref(),
+        iso.as_os_str(),
+        "--engine".as_ref(),
+        "bochs".as_ref(),
+        "--timeout".as_ref(),
+        seconds.to_string().as_ref(),
+        "--mem".as_ref(),
+        mem_mib.to_string().as_ref(),
+        "--log".as_ref(),
+        log.as_os_str(),
+    ]));
+    let lines = text(&output.stdout).lines().map(str::to_owned).collect();
+    (lines, output.status.code() == Some(0), text(&output.stderr))
+}
