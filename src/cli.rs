@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Commands {
     /// Build the kernel, the guest blobs and the demo ISO, then boot it (the default).
-    Demo(BootFlags),
+    Demo(DemoArgs),
     /// Build the kernel and print the absolute path of its ELF.
     Kernel,
     /// Build the kernel, then an ISO from a VM config file.
@@ -112,6 +112,31 @@ pub struct BootArgs {
     pub flags: BootFlags,
 }
 
+/// `tessera demo [guests|linux]`.
+#[derive(Debug, Clone, Args, Default)]
+pub struct DemoArgs {
+    /// Which demo: tessera's own guests (guest-blobs/demo.toml), or two
+    /// unmodified Debian 12 Linux kernels beside the counter
+    /// (guest-blobs/linux.toml; the first run downloads the kernel package
+    /// and busybox-static with apt-get).
+    #[arg(value_enum, default_value_t = DemoKind::Guests)]
+    pub which: DemoKind,
+    /// How to boot it.
+    #[command(flatten)]
+    pub flags: BootFlags,
+}
+
+/// The demos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DemoKind {
+    /// Six small guests: real mode, a prime counter, a spinner, a crasher,
+    /// two extended-state checkers.
+    #[default]
+    Guests,
+    /// Two Linux guests and the counter.
+    Linux,
+}
+
 /// How to boot: shared by `boot` and `demo`.
 #[derive(Debug, Clone, Args)]
 pub struct BootFlags {
@@ -169,10 +194,21 @@ mod tests {
     fn no_subcommand_means_demo_with_defaults() {
         let cli = Cli::try_parse_from(["tessera"]).unwrap();
         assert!(cli.command.is_none());
-        let parsed = match Cli::try_parse_from(["tessera", "demo"]).unwrap().command {
-            Some(Commands::Demo(flags)) => flags,
+        let (which, parsed) = match Cli::try_parse_from(["tessera", "demo"]).unwrap().command {
+            Some(Commands::Demo(args)) => (args.which, args.flags),
             other => panic!("{other:?}"),
         };
+        assert_eq!(which, DemoKind::Guests);
+        match Cli::try_parse_from(["tessera", "demo", "linux", "--timeout", "900"])
+            .unwrap()
+            .command
+        {
+            Some(Commands::Demo(args)) => {
+                assert_eq!((args.which, args.flags.timeout), (DemoKind::Linux, 900))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["tessera", "demo", "windows"]).is_err());
         let defaults = BootFlags::default();
         assert_eq!(parsed.engine, defaults.engine);
         assert_eq!(parsed.cpus, defaults.cpus);

@@ -26,13 +26,13 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use crate::boot::BootOptions;
-use crate::cli::{BenchArgs, BootFlags, Cli, Commands};
+use crate::cli::{BenchArgs, BootFlags, Cli, Commands, DemoArgs, DemoKind};
 use crate::config::Config;
 use crate::engine::{EngineChoice, HostVirtualization};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command.unwrap_or(Commands::Demo(BootFlags::default()))) {
+    match run(cli.command.unwrap_or(Commands::Demo(DemoArgs::default()))) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprintln!("tessera: error: {error:#}");
@@ -62,16 +62,23 @@ fn run(command: Commands) -> Result<u8> {
         }
         Commands::Boot(args) => boot_iso(&args.iso, &args.flags),
         Commands::Bench(args) => bench(&args),
-        Commands::Demo(flags) => {
+        Commands::Demo(args) => {
             let root = workspace::root()?;
             deps::ensure(deps::ISO)?;
             let kernel = workspace::build_kernel(&root)?;
             workspace::build_guest_blobs(&root)?;
+            let (config, iso) = match args.which {
+                DemoKind::Guests => ("demo.toml", "tessera-demo.iso"),
+                DemoKind::Linux => {
+                    workspace::build_linux_guest(&root)?;
+                    ("linux.toml", "tessera-linux.iso")
+                }
+            };
             // Loaded after `make`, which writes the images it names.
-            let config = load_config(&root.join("guest-blobs").join("demo.toml"))?;
-            let out = workspace::target_dir(&root).join("tessera-demo.iso");
+            let config = load_config(&root.join("guest-blobs").join(config))?;
+            let out = workspace::target_dir(&root).join(iso);
             iso::build(&config, &kernel, &out)?;
-            boot_iso(&out, &flags)
+            boot_iso(&out, &args.flags)
         }
     }
 }

@@ -165,6 +165,23 @@ pub fn build_guest_blobs(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The Linux test guest in target/linux/ (guest-blobs/linux/fetch-and-build.sh:
+/// the first run downloads the Debian kernel package and busybox-static).
+pub fn build_linux_guest(root: &Path) -> Result<()> {
+    let script = root.join("guest-blobs/linux/fetch-and-build.sh");
+    eprintln!("tessera: {}", script.display());
+    let status = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stdout(std::io::stderr())
+        .status()
+        .context("cannot run bash")?;
+    if !status.success() {
+        bail!("{} failed ({status})", script.display());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
