@@ -74,6 +74,11 @@ pub struct BenchArgs {
     /// Leave out the scale measure (only the exit paths and the hypervisor's size).
     #[arg(long, conflicts_with = "scale")]
     pub no_scale: bool,
+    /// Leave out the Linux boot measure (the Debian test guest natively in
+    /// Bochs and under tessera, about two minutes; the first run downloads
+    /// the kernel package).
+    #[arg(long)]
+    pub no_linux: bool,
 }
 
 impl BenchArgs {

@@ -103,7 +103,7 @@ fn warn_unless_multiboot2(kernel: &Path) {
     }
 }
 
-fn make_rescue(tree: &Path, out: &Path) -> Result<()> {
+pub fn make_rescue(tree: &Path, out: &Path) -> Result<()> {
     let output = Command::new("grub-mkrescue")
         .arg("-o")
         .arg(out)

@@ -13,6 +13,7 @@ mod deps;
 mod engine;
 mod grubcfg;
 mod iso;
+mod linux_bench;
 mod options;
 mod process;
 mod scale;
@@ -143,11 +144,118 @@ fn bench(args: &BenchArgs) -> Result<u8> {
             }
         }
     }
+    let linux = if args.no_linux {
+        None
+    } else {
+        match linux_run(&root, &kernel, args) {
+            Ok(boot) => Some(boot),
+            Err(error) => {
+                print!("{report}");
+                if !results.is_empty() {
+                    print!("{}", scale::report(&results, engine));
+                }
+                return Err(error);
+            }
+        }
+    };
     print!("{report}");
     if !results.is_empty() {
         print!("{}", scale::report(&results, engine));
     }
+    if let Some(boot) = linux {
+        print!("{}", linux_bench::report(&boot, engine));
+    }
     Ok(0)
+}
+
+/// The Linux boot measure: the test guest natively in Bochs, then as the
+/// only VM under tessera (see `linux_bench`).
+fn linux_run(root: &Path, kernel: &Path, args: &BenchArgs) -> Result<linux_bench::LinuxBoot> {
+    if args.engine != EngineChoice::Bochs {
+        bail!("the Linux boot measure needs --engine bochs (its TSC counts instructions)");
+    }
+    workspace::build_linux_guest(root)?;
+    let target = workspace::target_dir(root);
+    let vmlinuz = target.join("linux").join("vmlinuz");
+    let initramfs = target.join("linux").join("initramfs.cpio.gz");
+
+    // Natively: GRUB's `linux` and `initrd`, Bochs' debugger reading the
+    // tick count at the kernel's entry.
+    let tree = target.join("tessera-linux-native");
+    let _ = std::fs::remove_dir_all(&tree);
+    std::fs::create_dir_all(tree.join("boot").join("grub"))?;
+    std::fs::copy(&vmlinuz, tree.join("boot").join("vmlinuz"))?;
+    std::fs::copy(&initramfs, tree.join("boot").join("initramfs.cpio.gz"))?;
+    std::fs::write(
+        tree.join("boot").join("grub").join("grub.cfg"),
+        linux_bench::native_grub_cfg(),
+    )?;
+    let native_iso = target.join("tessera-linux-native.iso");
+    iso::make_rescue(&tree, &native_iso)?;
+    let work = target.join("tessera-linux-native.run");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let launch = engine::prepare(
+        engine::Engine::Bochs,
+        &native_iso,
+        engine::Machine {
+            cpus: 1,
+            mem_mib: 512,
+        },
+        &work,
+    )?;
+    std::fs::write(
+        work.join(engine::files::BOCHS_COMMANDS),
+        linux_bench::NATIVE_DEBUGGER_COMMANDS,
+    )?;
+    eprintln!(
+        "tessera: booting Linux natively in Bochs ({})",
+        work.display()
+    );
+    let mut command = launch.command;
+    let mut child = command.spawn().context("cannot start Bochs")?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout.max(60));
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "the native Linux boot took longer than {} s",
+                args.timeout.max(60)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let native_serial = linux_bench::read(&launch.serial_log)?;
+    linux_bench::check_native(&native_serial)?;
+    let native_terminal = linux_bench::read(&work.join(engine::files::BOCHS_TERMINAL))?;
+
+    // Under tessera: the same kernel and initramfs as its only VM.
+    let config_path = target.join("tessera-linux-bench.toml");
+    let text =
+        linux_bench::tessera_config(&vmlinuz.to_string_lossy(), &initramfs.to_string_lossy());
+    std::fs::write(&config_path, text)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let config = load_config(&config_path)?;
+    let out = target.join("tessera-linux-bench.iso");
+    iso::build(&config, kernel, &out)?;
+    let log = target.join("tessera-linux-bench.serial.log");
+    let outcome = boot::boot(&BootOptions {
+        iso: out,
+        engine: args.engine,
+        cpus: 1,
+        mem_mib: 512,
+        timeout: (args.timeout > 0).then(|| std::time::Duration::from_secs(args.timeout)),
+        log: Some(log.clone()),
+    })?;
+    if outcome.exit_code() != 0 {
+        bail!("the Linux boot under tessera: {}", outcome.describe());
+    }
+    let transcript = std::fs::read_to_string(&log).unwrap_or_default();
+    linux_bench::evaluate(&native_terminal, &native_serial, &transcript)
 }
 
 /// Boots `copies` copies of the race guest and evaluates their progress.
