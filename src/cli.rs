@@ -138,7 +138,7 @@ pub enum DemoKind {
     /// two extended-state checkers.
     #[default]
     Guests,
-    /// Two Linux guests and the counter.
+    /// Two Linux guests beside the counter and the spinner.
     Linux,
 }
 

@@ -35,7 +35,7 @@ fn linux_booted(c: &mut Checks, vm: &str) {
 }
 
 #[test]
-fn two_linux_guests_boot_beside_the_counter() {
+fn two_linux_guests_boot_beside_the_counter_and_the_spinner() {
     linux_guest();
     let iso = iso_from_config(&root().join("guest-blobs/linux.toml"), "linux.iso");
     let (lines, clean, stderr) = boot_in_bochs_with_memory(&iso, "linux", 512, 900);
@@ -52,6 +52,7 @@ fn two_linux_guests_boot_beside_the_counter() {
     }
     c.has(&[" counter | counter: done: 664579 primes below 10000000, as expected"]);
     c.summary("counter", "exited", "exit code 0");
+    c.summary("spinner", "exited", "exit code 0");
     c.check(
         !lines.iter().any(|l| l.starts_with("[ERROR]")),
         "the hypervisor reported an error",
