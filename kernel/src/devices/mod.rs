@@ -23,6 +23,7 @@ pub mod acpi_pm;
 pub mod debug_exit;
 pub mod fw_cfg;
 pub mod i8042;
+pub mod pci;
 pub mod reset;
 pub mod rtc;
 
@@ -225,8 +226,10 @@ pub enum AnyPortDevice {
     Rtc(alloc::boxed::Box<rtc::Rtc>),
     /// The ACPI PM1 blocks and PM timer (0x600-0x60B).
     AcpiPm(acpi_pm::AcpiPm),
-    /// The chipset's reset control register (0xCF9).
-    ResetControl(reset::ResetControl),
+    /// PCI configuration mechanism #1 (0xCF8 as a dword, 0xCFC-0xCFF), the
+    /// host bridge on bus 0 and the chipset's reset control register
+    /// (0xCF9).
+    Pci(pci::PciHost),
     /// The 8042 keyboard controller with empty ports (0x60, 0x64).
     Keyboard(i8042::I8042),
     /// QEMU's isa-debug-exit (at the port the VM's options name).
@@ -247,7 +250,7 @@ impl PortDevice for AnyPortDevice {
         match self {
             AnyPortDevice::Rtc(rtc) => rtc.read(offset, size, cx),
             AnyPortDevice::AcpiPm(pm) => pm.read(offset, size, cx),
-            AnyPortDevice::ResetControl(reset) => reset.read(offset, size, cx),
+            AnyPortDevice::Pci(pci) => pci.read(offset, size, cx),
             AnyPortDevice::Keyboard(kbc) => kbc.read(offset, size, cx),
             AnyPortDevice::DebugExit(exit) => exit.read(offset, size, cx),
             AnyPortDevice::FwCfg(fw_cfg) => fw_cfg.read(offset, size, cx),
@@ -261,7 +264,7 @@ impl PortDevice for AnyPortDevice {
         match self {
             AnyPortDevice::Rtc(rtc) => rtc.write(offset, size, value, cx),
             AnyPortDevice::AcpiPm(pm) => pm.write(offset, size, value, cx),
-            AnyPortDevice::ResetControl(reset) => reset.write(offset, size, value, cx),
+            AnyPortDevice::Pci(pci) => pci.write(offset, size, value, cx),
             AnyPortDevice::Keyboard(kbc) => kbc.write(offset, size, value, cx),
             AnyPortDevice::DebugExit(exit) => exit.write(offset, size, value, cx),
             AnyPortDevice::FwCfg(fw_cfg) => fw_cfg.write(offset, size, value, cx),

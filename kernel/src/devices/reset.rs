@@ -14,8 +14,8 @@
 //! write-only.
 //!
 //! Port 0xCF9 lies inside the PCI configuration mechanism's 0xCF8-0xCFF;
-//! a future PCI host bridge must leave byte accesses at 0xCF9 to this
-//! device (the chipsets decode a byte access there as this register, and
+//! the host bridge (`pci.rs`) leaves byte accesses at 0xCF9 to this device
+//! (the chipsets decode a byte access there as this register, and
 //! CONFIG_ADDRESS only as a dword at 0xCF8).
 
 use super::{AccessSize, DeviceContext, PortDevice, VmRequest};

@@ -14,7 +14,7 @@ use crate::devices::irq::InterruptLines;
 use crate::devices::lapic::{ApicError, Lapic, LapicConfig};
 use crate::devices::serial::{self, Serial16550};
 use crate::devices::MmioSize;
-use crate::devices::{acpi_pm, debug_exit, fw_cfg, i8042, pic, pit, reset, rtc};
+use crate::devices::{acpi_pm, debug_exit, fw_cfg, i8042, pci, pic, pit, reset, rtc};
 use crate::devices::{AccessSize, AnyPortDevice, ConsoleSink, DeviceContext, Timed, VmRequest};
 use crate::firmware::layout::{APIC_TIMER_HZ, APIC_WINDOW_SIZE, IOAPIC_BASE, LAPIC_BASE};
 
@@ -45,7 +45,7 @@ const IOAPIC_ID: u8 = 1;
 /// checking (`debug-exit=`, in the kernel and the host tool) consults, kept
 /// equal to what [`Platform::pc`] registers by a test that asks the bus
 /// about every port.
-const PC_PORTS: [(u16, u16, &str); 12] = [
+const PC_PORTS: [(u16, u16, &str); 14] = [
     (serial::COM1_BASE, serial::PORT_COUNT, "COM1"),
     (pic::MASTER_BASE, 2, "the master 8259A"),
     (pic::SLAVE_BASE, 2, "the slave 8259A"),
@@ -62,6 +62,12 @@ const PC_PORTS: [(u16, u16, &str); 12] = [
     (i8042::BASE_PORT, 1, "the i8042 data port"),
     (i8042::BASE_PORT + 4, 1, "the i8042 command port"),
     (fw_cfg::SELECTOR_PORT, fw_cfg::PORT_COUNT, "fw_cfg"),
+    (pci::CONFIG_ADDRESS_PORT, 1, "PCI CONFIG_ADDRESS"),
+    (
+        pci::CONFIG_DATA_PORT,
+        pci::CONFIG_DATA_COUNT,
+        "PCI CONFIG_DATA",
+    ),
 ];
 
 /// Which of the PC's devices decodes `port`, if one does.
@@ -116,7 +122,8 @@ impl Platform {
     /// The PC every VM gets: COM1 (a 16550A on IRQ 4), the 8259A pair
     /// (0x20, 0xA0, ELCR 0x4D0), the 8254 PIT (0x40, port 0x61), the RTC and
     /// CMOS (0x70), the ACPI PM blocks and PM timer (0x600), the reset
-    /// control register (0xCF9), an i8042 with nothing behind it (0x60,
+    /// control register (0xCF9), PCI configuration mechanism #1 with the
+    /// host bridge (0xCF8, 0xCFC), an i8042 with nothing behind it (0x60,
     /// 0x64) and fw_cfg (0x510). Every other port reads as all ones and
     /// ignores writes, as an ISA bus with nothing decoding the address does.
     pub fn pc(config: PlatformConfig) -> Platform {
@@ -153,10 +160,10 @@ impl Platform {
             acpi_pm::PORT_COUNT,
             AnyPortDevice::AcpiPm(acpi_pm::AcpiPm::new()),
         );
-        add(
-            reset::RESET_CONTROL_PORT,
-            reset::PORT_COUNT,
-            AnyPortDevice::ResetControl(reset::ResetControl::new()),
+        let pci = add(
+            pci::CONFIG_ADDRESS_PORT,
+            pci::BASE_COUNT,
+            AnyPortDevice::Pci(pci::PciHost::new()),
         );
         let keyboard = add(
             i8042::BASE_PORT,
@@ -176,6 +183,7 @@ impl Platform {
             (pic, pic::ELCR_BASE, 2),
             (pit, pit::PORT_B, 1),
             (keyboard, i8042::BASE_PORT + 4, 1),
+            (pci, pci::CONFIG_DATA_PORT, pci::CONFIG_DATA_COUNT),
         ];
         for (id, first, count) in extra {
             if let Err(error) = ports.add_range(id, first, count) {
