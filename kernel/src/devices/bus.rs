@@ -326,12 +326,14 @@ impl<D: PortDevice> PortBus<D> {
         Self::default()
     }
 
-    /// An empty bus with room for `devices` devices and their ranges, so
-    /// that a fixed platform allocates its tables once, at their size.
-    pub fn with_capacity(devices: usize) -> Self {
+    /// An empty bus with room for `devices` devices and `ranges` port
+    /// ranges in all, so that a fixed platform allocates its tables once,
+    /// at their size (a table that grows doubles, and every VM pays for
+    /// the slack).
+    pub fn with_capacity(devices: usize, ranges: usize) -> Self {
         let mut bus = Self::default();
         bus.claims.devices.reserve_exact(devices);
-        bus.claims.table.ranges.reserve_exact(devices + 4);
+        bus.claims.table.ranges.reserve_exact(ranges);
         bus
     }
 

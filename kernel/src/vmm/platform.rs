@@ -21,6 +21,8 @@ use crate::firmware::layout::{APIC_TIMER_HZ, APIC_WINDOW_SIZE, IOAPIC_BASE, LAPI
 /// How many devices [`Platform::pc`] puts on the port bus (its table is
 /// allocated at that size once).
 const DEVICES: usize = 8;
+/// How many port ranges they decode: one per row of [`PC_PORTS`].
+const RANGES: usize = PC_PORTS.len();
 
 /// What a VM's PC is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +129,8 @@ impl Platform {
     /// 0x64) and fw_cfg (0x510). Every other port reads as all ones and
     /// ignores writes, as an ISA bus with nothing decoding the address does.
     pub fn pc(config: PlatformConfig) -> Platform {
-        let mut ports = PortBus::with_capacity(DEVICES + usize::from(config.debug_exit.is_some()));
+        let debug_exit = usize::from(config.debug_exit.is_some());
+        let mut ports = PortBus::with_capacity(DEVICES + debug_exit, RANGES + debug_exit);
         let mut add =
             |first: u16, count: u16, device: AnyPortDevice| match ports.add(first, count, device) {
                 Ok(id) => id,
