@@ -145,6 +145,36 @@ pub struct BootState {
 }
 
 impl BootState {
+    /// A `format` image loaded at `loaded`, entering at `entry` in `mode`:
+    /// no register values, boot area, modules or BIOS data yet (each
+    /// loader and the boot-area plan fill in what its format hands over).
+    fn entering(
+        format: DetectedFormat,
+        mode: CpuMode,
+        entry: u64,
+        loaded: Vec<(u64, u64)>,
+    ) -> Self {
+        BootState {
+            format,
+            mode,
+            entry,
+            real_mode_cs: 0,
+            stack: 0,
+            cr3: 0,
+            gdt_base: 0,
+            gdt_limit: 0,
+            loaded,
+            boot_area: (0, 0),
+            rax: 0,
+            rbx: 0,
+            rsi: 0,
+            modules: Vec::new(),
+            bios_data: Vec::new(),
+        }
+    }
+}
+
+impl BootState {
     /// The entry point as a guest-physical address (CS base + RIP in real mode).
     pub fn linear_entry(&self) -> u64 {
         (u64::from(self.real_mode_cs) << 4) + self.entry
@@ -303,23 +333,7 @@ fn place(
     let plan = Plan::new(mode, ram, &loaded)?;
 
     write_pieces(pieces, memory);
-    let mut state = BootState {
-        format,
-        mode,
-        entry,
-        real_mode_cs: 0,
-        stack: 0,
-        cr3: 0,
-        gdt_base: 0,
-        gdt_limit: 0,
-        loaded,
-        boot_area: (0, 0),
-        rax: 0,
-        rbx: 0,
-        rsi: 0,
-        modules: Vec::new(),
-        bios_data: Vec::new(),
-    };
+    let mut state = BootState::entering(format, mode, entry, loaded);
     match plan {
         None => {
             // Real mode: pick CS so that IP fits in 16 bits; CS = 0 below

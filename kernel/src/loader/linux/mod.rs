@@ -172,21 +172,9 @@ pub(super) fn load(
         memory.write(initrd_start, initrd);
     }
     let mut state = BootState {
-        format: DetectedFormat::Linux,
-        mode: CpuMode::Long,
-        entry,
-        real_mode_cs: 0,
-        stack: 0,
-        cr3: 0,
-        gdt_base: 0,
-        gdt_limit: 0,
-        loaded,
-        boot_area: (0, 0),
-        rax: 0,
-        rbx: 0,
         rsi: ZERO_PAGE_ADDRESS as u32,
         modules,
-        bios_data: Vec::new(),
+        ..BootState::entering(DetectedFormat::Linux, CpuMode::Long, entry, loaded)
     };
     state.set_boot_area(plan.build(memory)?);
     Ok(state)

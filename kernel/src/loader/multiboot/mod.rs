@@ -340,28 +340,19 @@ pub(super) fn load(
     for (address, value) in &bios_data {
         memory.write(*address, &value.to_le_bytes());
     }
+    let format = match version {
+        MultibootVersion::One => DetectedFormat::Multiboot,
+        MultibootVersion::Two => DetectedFormat::Multiboot2,
+    };
     let mut state = BootState {
-        format: match version {
-            MultibootVersion::One => DetectedFormat::Multiboot,
-            MultibootVersion::Two => DetectedFormat::Multiboot2,
-        },
-        mode: CpuMode::Protected,
-        entry,
-        real_mode_cs: 0,
-        stack: 0,
-        cr3: 0,
-        gdt_base: 0,
-        gdt_limit: 0,
-        loaded,
-        boot_area: (0, 0),
         rax: match version {
             MultibootVersion::One => MULTIBOOT_BOOTLOADER_MAGIC,
             MultibootVersion::Two => MULTIBOOT2_BOOTLOADER_MAGIC,
         },
         rbx: base,
-        rsi: 0,
         modules: placed.iter().map(|m| (m.start, m.end - m.start)).collect(),
         bios_data: bios_data.iter().map(|&(address, _)| (address, 2)).collect(),
+        ..BootState::entering(format, CpuMode::Protected, entry, loaded)
     };
     state.set_boot_area(plan.build(memory)?);
     Ok(state)
