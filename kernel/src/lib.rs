@@ -51,5 +51,6 @@ pub mod options;
 pub mod power;
 pub mod rules;
 pub mod size;
+pub mod svm;
 pub mod vmm;
 pub mod vmx;

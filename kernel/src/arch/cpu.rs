@@ -3,6 +3,8 @@
 use raw_cpuid::CpuId;
 use x86::msr::rdmsr;
 
+use crate::svm::features::{SvmDisabled, SvmFeatures, VM_CR};
+
 use x86::msr::{
     IA32_FEATURE_CONTROL, IA32_VMX_BASIC, IA32_VMX_PINBASED_CTLS, IA32_VMX_PROCBASED_CTLS,
     IA32_VMX_PROCBASED_CTLS2, IA32_VMX_TRUE_PINBASED_CTLS, IA32_VMX_TRUE_PROCBASED_CTLS,
@@ -27,6 +29,11 @@ pub struct Virtualization {
     pub svm: bool,
     /// AMD nested paging (CPUID.8000000AH:EDX.NP[bit 0]).
     pub npt: bool,
+    /// SVM's revision, ASIDs and features (CPUID Fn8000_000A), when SVM
+    /// is present.
+    pub svm_features: Option<SvmFeatures>,
+    /// Why SVM, though present, cannot be enabled (VM_CR).
+    pub svm_disabled: Option<SvmDisabled>,
     /// x2APIC (CPUID.1:ECX[bit 21]).
     pub x2apic: bool,
     /// Invariant TSC (CPUID.80000007H:EDX[bit 8]).
@@ -63,6 +70,13 @@ pub fn probe() -> Virtualization {
     };
     if v.svm {
         v.npt = cpuid.get_svm_info().is_some_and(|s| s.has_nested_paging());
+        if raw_cpuid::cpuid!(0x8000_0000).eax >= 0x8000_000a {
+            let leaf = raw_cpuid::cpuid!(0x8000_000a);
+            v.svm_features = Some(SvmFeatures::from_cpuid(leaf.eax, leaf.ebx, leaf.edx));
+        }
+        // SAFETY: VM_CR exists on every processor that reports SVM
+        // (APM Vol. 2, 15.30.1); reading it changes nothing.
+        v.svm_disabled = SvmDisabled::from_vm_cr(unsafe { rdmsr(VM_CR) });
     }
     if v.vmx {
         // SAFETY: IA32_FEATURE_CONTROL and the VMX capability MSRs exist
@@ -140,6 +154,12 @@ pub fn report(v: &Virtualization) {
             ""
         }
     );
+    if let Some(features) = v.svm_features {
+        crate::println!("cpu: SVM features: {}", features);
+    }
+    if let Some(disabled) = v.svm_disabled {
+        crate::println!("cpu: {}", disabled);
+    }
     if v.vmx_locked_off {
         crate::println!("cpu: VMX is present but the firmware locked it off (IA32_FEATURE_CONTROL); enable virtualization in the firmware setup");
     }
@@ -147,7 +167,7 @@ pub fn report(v: &Virtualization) {
         crate::println!("cpu: this CPU offers no hardware virtualization: neither VMX nor SVM");
     } else if v.vmx && !v.vmx_locked_off {
         crate::println!("cpu: hardware virtualization: Intel VMX");
-    } else if v.svm {
+    } else if v.svm && v.svm_disabled.is_none() {
         crate::println!(
             "cpu: hardware virtualization: AMD SVM (tessera's SVM backend is on the roadmap)"
         );

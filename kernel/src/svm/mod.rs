@@ -1,0 +1,6 @@
+//! The AMD SVM backend (AMD64 Architecture Programmer's Manual, Vol. 2,
+//! chapter 15 "Secure Virtual Machine"). So far: what the CPU offers and
+//! whether firmware let it be used, for the CPU report (pure, host-tested).
+//! The backend behind the core's `Vcpu` seam comes next.
+
+pub mod features;
