@@ -20,7 +20,27 @@ pub use x86::msr::{
     IA32_TIME_STAMP_COUNTER,
 };
 
-/// the bootstrap processor (bit 8) (SDM Vol. 3A, 12.4.4).
+/// MSRs a guest reads and writes directly, without an exit, on either
+/// backend: the segment bases, which VM entry and exit switch (the VMCS;
+/// the VMCB through VMLOAD/VMSAVE), and the SYSENTER and SYSCALL MSRs and
+/// KERNEL_GS_BASE, which the vCPU switches. Every other MSR exits to the
+/// policy below.
+pub const PASS_THROUGH_MSRS: [u32; 10] = [
+    x86::msr::IA32_SYSENTER_CS,
+    x86::msr::IA32_SYSENTER_ESP,
+    x86::msr::IA32_SYSENTER_EIP,
+    x86::msr::IA32_STAR,
+    x86::msr::IA32_LSTAR,
+    x86::msr::IA32_CSTAR,
+    x86::msr::IA32_FMASK,
+    x86::msr::IA32_FS_BASE,
+    x86::msr::IA32_GS_BASE,
+    x86::msr::IA32_KERNEL_GSBASE,
+];
+
+/// IA32_APIC_BASE as the guest finds it: the xAPIC page at 0xFEE00000,
+/// globally enabled (bit 11), on the bootstrap processor (bit 8) (SDM Vol.
+/// 3A, 12.4.4).
 pub const APIC_BASE_VALUE: u64 = 0xfee0_0000 | (1 << 11) | (1 << 8);
 /// IA32_FEATURE_CONTROL as the guest reads it: locked (bit 0) with VMX
 /// disabled inside and outside SMX — CPUID hides VMX and SMX.

@@ -12,21 +12,7 @@ use crate::vmm::vm::Backend;
 use alloc::format;
 use alloc::string::String;
 
-/// MSRs a guest may read and write directly (SDM Vol. 3C, 26.6.9 for the
-/// bitmap layout): the segment bases, which the VMCS switches, and the
-/// SYSCALL MSRs and KERNEL_GS_BASE, which the vCPU switches.
-const PASS_THROUGH_MSRS: [u32; 10] = [
-    x86::msr::IA32_SYSENTER_CS,
-    x86::msr::IA32_SYSENTER_ESP,
-    x86::msr::IA32_SYSENTER_EIP,
-    x86::msr::IA32_STAR,
-    x86::msr::IA32_LSTAR,
-    x86::msr::IA32_CSTAR,
-    x86::msr::IA32_FMASK,
-    x86::msr::IA32_FS_BASE,
-    x86::msr::IA32_GS_BASE,
-    x86::msr::IA32_KERNEL_GSBASE,
-];
+use crate::rules::msr::PASS_THROUGH_MSRS;
 
 /// Intel VMX with EPT.
 pub struct VmxBackend {
