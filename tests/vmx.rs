@@ -392,6 +392,7 @@ fn a_hostile_guest_is_contained() {
     ] {
         c.has(&[" hostile | hostile: ", probe]);
     }
+    hostile_svm_probes(&mut c);
     // The deliberate triple fault stops hostile with a report, after its
     // summary; the counter goes on to the end.
     let triple_fault = ["[ERROR] vm hostile: stopped: triple fault at RIP 0x"];
@@ -420,6 +421,64 @@ fn a_hostile_guest_is_contained() {
         c.summary(vm, state, result);
     }
     c.finish(&stderr);
+}
+
+/// What the end of a probe line of hostile says when the probe raised #UD,
+/// as expected.
+const UD: &str = ": #UD (expected #UD) ok";
+/// ... when it raised #GP(0), as expected.
+const GP0: &str = ": #GP, error code 0x0 (expected #GP, error code 0x0) ok";
+
+/// hostile's probes of SVM, which hold on either vendor's CPU: SVM's
+/// instructions are #UD, EFER.SVME can be neither set nor seen, SVM's MSRs
+/// do not exist and CPUID offers neither SVM nor SKINIT. Each is the start
+/// of the probe's line after `hostile: ` and how the line ends.
+const HOSTILE_SVM_PROBES: &[(&str, &str)] = &[
+    ("VMRUN", UD),
+    ("VMLOAD", UD),
+    ("VMSAVE", UD),
+    ("CLGI", UD),
+    ("STGI", UD),
+    ("SKINIT", UD),
+    ("INVLPGA (ASID 1)", UD),
+    (
+        "WRMSR IA32_EFER = 0x",
+        " (SVME, bit 12, set): #GP, error code 0x0 (expected #GP, error code 0x0) ok",
+    ),
+    ("IA32_EFER after it (unchanged, SVME clear): 0x", " ok"),
+    ("RDMSR VM_CR (0xc0010114)", GP0),
+    ("WRMSR VM_CR (0xc0010114) = 0, SVMDIS clear", GP0),
+    ("RDMSR VM_HSAVE_PA (0xc0010117)", GP0),
+    ("WRMSR VM_HSAVE_PA (0xc0010117) = a page of my RAM (0x", GP0),
+    (
+        "CPUID.0x80000001:ECX bit 2 (SVM)",
+        ": clear (expected clear) ok",
+    ),
+    (
+        "CPUID.0x80000001:ECX bit 12 (SKINIT)",
+        ": clear (expected clear) ok",
+    ),
+];
+
+/// Requires hostile's SVM probe lines, and the probe of the other vendor's
+/// hypercall instruction for the CPU the kernel reports (VMMCALL on Intel,
+/// VMCALL on AMD and Hygon): #UD.
+fn hostile_svm_probes(c: &mut Checks) {
+    let amd = c.find(&["cpu: vendor AuthenticAMD"]).is_some()
+        || c.find(&["cpu: vendor HygonGenuine"]).is_some();
+    let other_hypercall = if amd {
+        "VMCALL (Intel's hypercall; this CPU's is VMMCALL)"
+    } else {
+        "VMMCALL (AMD's hypercall; this CPU's is VMCALL)"
+    };
+    for &(start, end) in HOSTILE_SVM_PROBES.iter().chain(&[(other_hypercall, UD)]) {
+        let start = format!(" hostile | hostile: {start}");
+        let found = c
+            .lines
+            .iter()
+            .any(|line| line.contains(&start) && line.ends_with(end));
+        c.check(found, format!("no line with `{start}` ending in `{end}`"));
+    }
 }
 
 /// The gcc command line of docs/c-guest.md: the recipe is tested as written.

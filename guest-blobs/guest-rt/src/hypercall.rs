@@ -96,6 +96,12 @@ pub(crate) fn select_instruction() {
     USE_VMMCALL.store(amd_like, Ordering::Relaxed);
 }
 
+/// Whether hypercalls use `VMMCALL` (AMD, Hygon) rather than `VMCALL`; set
+/// before `main` runs.
+pub fn uses_vmmcall() -> bool {
+    USE_VMMCALL.load(Ordering::Relaxed)
+}
+
 /// Issues hypercall `number` with `args` in RDI, RSI, RDX, R10 and returns RAX.
 ///
 /// # Safety

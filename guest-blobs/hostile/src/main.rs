@@ -1,17 +1,18 @@
 //! hostile: an adversarial guest. It misuses what a guest can reach of the
-//! hypervisor — VMX instructions, MSRs, control registers, XSETBV,
-//! hypercalls with bad buffers, string I/O (also faulting in its own page
-//! tables), cache and monitor instructions, CPUID — and checks that each
-//! gets the architectural answer (#UD, #GP, #PF with its error code and
-//! CR2, an error code) rather than crashing, hanging or confusing the
-//! hypervisor.
+//! hypervisor — VMX and SVM instructions (the same probes on either
+//! vendor's CPU, and the other vendor's hypercall instruction), MSRs (SVM's
+//! too), control registers, XSETBV, hypercalls with bad buffers, string I/O
+//! (also faulting in its own page tables), cache and monitor instructions,
+//! CPUID — and checks that each gets the architectural answer (#UD, #GP,
+//! #PF with its error code and CR2, an error code) rather than crashing,
+//! hanging or confusing the hypervisor.
 //! Then it triple-faults on purpose, which must stop this VM alone.
 //!
 //! Every probe prints one line
 //! `hostile: <probe>: <what happened> (expected <what>) ok|FAIL`; a fault is
 //! caught by guest-rt's IDT, which records the vector, error code and CR2 and
 //! resumes after the probe ([`guest_rt::probe!`]). The expectations are what tessera does
-//! today (see `kernel/src/vmm/exits.rs` and its neighbours). After
+//! today (see `kernel/src/vmm/exit_handler.rs` and `kernel/src/rules/`). After
 //! `hostile: N probes, M failed` it loads an empty IDT and executes INT3
 //! (#BP, then #GP, #DF: a triple fault) — or, if any probe failed, exits
 //! with code 1 instead, so that a failure shows as a different summary row.
@@ -54,6 +55,17 @@ const IA32_PAT: u32 = 0x277;
 const IA32_MTRR_DEF_TYPE: u32 = 0x2ff;
 const IA32_EFER: u32 = 0xc000_0080;
 const EFER_LME: u64 = 1 << 8;
+/// EFER bit 12: SVME on AMD (APM Vol. 2, 3.1.7), reserved on Intel (SDM
+/// Vol. 4, Table 2-2).
+const EFER_SVME: u64 = 1 << 12;
+/// SVM's lock and disable bits (APM Vol. 2, 15.30.1).
+const VM_CR: u32 = 0xc001_0114;
+/// Where VMRUN saves the host's state (APM Vol. 2, 15.30.4).
+const VM_HSAVE_PA: u32 = 0xc001_0117;
+const CPUID_EXT1_ECX_SVM: u32 = 1 << 2;
+const CPUID_EXT1_ECX_SKINIT: u32 = 1 << 12;
+/// A hypercall number tessera does not know: the answer would be -1.
+const UNKNOWN_HYPERCALL: u64 = 0x1234;
 /// #GP(0), as a probe expects it.
 const GP0: Fault = Fault {
     vector: vector::GP,
@@ -97,6 +109,7 @@ fn main() -> u64 {
     guest_rt::idt::install("hostile");
 
     vmx_instructions(&mut tally);
+    svm_instructions(&mut tally);
     msrs(&mut tally);
     control_registers(&mut tally);
     xsetbv(&mut tally);
@@ -145,6 +158,17 @@ impl Tally {
             &Outcome(got),
             &Outcome(Some(expected)),
             got == Some(expected),
+        );
+    }
+
+    /// A read that must raise exactly `expected` instead of returning a
+    /// value (shown should it return one).
+    fn refused(&mut self, probe: impl Display, got: Result<u64, Fault>, expected: Fault) {
+        self.record(
+            probe,
+            &Value(&got),
+            &Outcome(Some(expected)),
+            got == Err(expected),
         );
     }
 
@@ -217,17 +241,26 @@ impl<T: fmt::LowerHex> Display for Value<'_, T> {
 }
 
 // ---------------------------------------------------------------------------
-// 1. VMX instructions: tessera does not nest, so each is #UD.
+// 1. Virtualization instructions, VMX's and SVM's: tessera does not nest, so
+// each is #UD, on either vendor's CPU.
 
-/// A page for the VMX instructions' memory operands; never actually touched,
-/// since every one of them must fault first.
+/// A page for the operands of the virtualization instructions (a VMXON
+/// region, a VMCB) and of the SVM MSRs; never actually touched, since every
+/// one of them must fault first.
 #[repr(C, align(4096))]
 struct Page([u8; 4096]);
 
-static mut VMX_PAGE: Page = Page([0; 4096]);
+static mut OPERAND_PAGE: Page = Page([0; 4096]);
 
+/// The guest-physical (= linear) address of [`OPERAND_PAGE`].
+fn operand_page() -> u64 {
+    core::ptr::addr_of_mut!(OPERAND_PAGE) as u64
+}
+
+/// VMX's instructions: #UD on AMD, which has none of them, and under
+/// tessera on Intel, which offers no VMX (CPUID.1:ECX[5] is clear).
 fn vmx_instructions(t: &mut Tally) {
-    let region = core::ptr::addr_of_mut!(VMX_PAGE) as u64;
+    let region = operand_page();
     // The m64 operand of VMXON/VMCLEAR/VMPTRLD/VMPTRST: a physical address.
     let mut operand: u64 = region;
     let operand = &raw mut operand;
@@ -316,6 +349,115 @@ fn vmx_instructions(t: &mut Tally) {
     );
 }
 
+/// SVM's instructions, and the hypercall instruction of the other vendor.
+///
+/// On Intel none of them exists (0F 01 D8-DF are undefined opcodes there):
+/// the CPU itself raises #UD (SDM Vol. 3A, 7.15, interrupt 6). On AMD a
+/// guest runs with EFER.SVME set in its VMCB, since VMRUN refuses a guest
+/// state without it (APM Vol. 2, 15.5.1), so the CPU would carry them out:
+/// tessera must intercept each and raise the #UD that the guest's view
+/// calls for — EFER.SVME clear and no SVM or SKINIT in CPUID (probed in
+/// sections 2 and 8), and then VMRUN, VMLOAD, VMSAVE, CLGI and INVLPGA are
+/// #UD, and so are STGI and SKINIT (APM Vol. 2, 15.4; APM Vol. 3, each
+/// instruction's exceptions).
+///
+/// VMCALL is no AMD instruction, so it is #UD on AMD (APM Vol. 2, 8.2.7);
+/// VMMCALL is #UD on Intel as above (and a VMMCALL that no hypervisor
+/// intercepts is #UD on AMD too, APM Vol. 3, VMMCALL). On Intel, VMCALL is
+/// the hypercall: it always exits (SDM Vol. 3C, 27.1.2); on AMD, VMMCALL is.
+fn svm_instructions(t: &mut Tally) {
+    // The physical address VMRUN, VMLOAD and VMSAVE take in RAX (a VMCB),
+    // SKINIT in EAX (a secure loader block), and the linear address INVLPGA
+    // takes in RAX: a page of this guest's own.
+    let page = operand_page();
+    let ud = vector::UD;
+    // SAFETY (all below): each must raise #UD, which the probe catches,
+    // before it touches anything. Were one carried out, VMLOAD and VMSAVE
+    // (virtualized by the CPU) would read or write OPERAND_PAGE only,
+    // INVLPGA only drops a TLB entry, and CLGI runs before STGI, which would
+    // set GIF again; a VMRUN or SKINIT carried out is the hypervisor's flaw
+    // that these probes exist to show.
+    t.fault(
+        "VMRUN",
+        unsafe { probe!(vector::ALL, ["vmrun rax"], in("rax") page, options(nostack)) },
+        ud,
+    );
+    t.fault(
+        "VMLOAD",
+        unsafe { probe!(vector::ALL, ["vmload rax"], in("rax") page, options(nostack)) },
+        ud,
+    );
+    t.fault(
+        "VMSAVE",
+        unsafe { probe!(vector::ALL, ["vmsave rax"], in("rax") page, options(nostack)) },
+        ud,
+    );
+    t.fault(
+        "CLGI",
+        unsafe { probe!(vector::ALL, ["clgi"], options(nostack)) },
+        ud,
+    );
+    t.fault(
+        "STGI",
+        unsafe { probe!(vector::ALL, ["stgi"], options(nostack)) },
+        ud,
+    );
+    t.fault(
+        "SKINIT",
+        unsafe { probe!(vector::ALL, ["skinit eax"], in("eax") page as u32, options(nostack)) },
+        ud,
+    );
+    t.fault(
+        "INVLPGA (ASID 1)",
+        unsafe {
+            probe!(
+                vector::ALL,
+                ["invlpga rax, ecx"],
+                in("rax") page,
+                in("ecx") 1,
+                options(nostack),
+            )
+        },
+        ud,
+    );
+
+    // RAX names no hypercall: were the instruction taken for one, the
+    // answer would be -1 and nothing else would happen; RDI, RSI, RDX and
+    // R10 are clobbered as for a hypercall.
+    // SAFETY (both): must raise #UD; at worst an unknown hypercall.
+    let (probe, fault) = if hypercall::uses_vmmcall() {
+        (
+            "VMCALL (Intel's hypercall; this CPU's is VMMCALL)",
+            unsafe {
+                probe!(
+                    vector::ALL,
+                    ["vmcall"],
+                    inout("rax") UNKNOWN_HYPERCALL => _,
+                    out("rdi") _,
+                    out("rsi") _,
+                    out("rdx") _,
+                    out("r10") _,
+                    options(nostack),
+                )
+            },
+        )
+    } else {
+        ("VMMCALL (AMD's hypercall; this CPU's is VMCALL)", unsafe {
+            probe!(
+                vector::ALL,
+                ["vmmcall"],
+                inout("rax") UNKNOWN_HYPERCALL => _,
+                out("rdi") _,
+                out("rsi") _,
+                out("rdx") _,
+                out("r10") _,
+                options(nostack),
+            )
+        })
+    };
+    t.fault(probe, fault, ud);
+}
+
 // ---------------------------------------------------------------------------
 // 2. MSRs.
 
@@ -387,6 +529,7 @@ fn msrs(t: &mut Tally) {
             rdmsr(IA32_EFER),
             efer,
         );
+        efer_svme(t, efer);
     } else {
         t.value("RDMSR IA32_EFER", efer, 0x500);
     }
@@ -409,6 +552,7 @@ fn msrs(t: &mut Tally) {
         t.value("RDMSR IA32_PAT", pat, 0x0007_0406_0007_0406);
     }
 
+    svm_msrs(t);
     misc_enable_and_mtrr(t);
 
     // IA32_TSC: write a value well ahead, read it back through RDMSR and
@@ -491,6 +635,58 @@ fn misc_enable_and_mtrr(t: &mut Tally) {
         }
         Err(fault) => t.value("RDMSR IA32_MTRR_DEF_TYPE", Err(fault), 0),
     }
+}
+
+/// EFER.SVME, bit 12, given `efer`, the value the guest reads. Setting it
+/// is #GP(0): on Intel the bit is reserved (SDM Vol. 4, Table 2-2; SDM
+/// Vol. 2B, WRMSR); on AMD the guest's CPUID offers no SVM, and a processor
+/// whose SVM is off treats SVME as must-be-zero (VM_CR.SVMDIS, APM Vol. 2,
+/// 15.30.1). Under SVM the VMCB's EFER does hold SVME (APM Vol. 2, 15.5.1),
+/// so the guest must also read the bit clear.
+fn efer_svme(t: &mut Tally, efer: u64) {
+    let svme = efer | EFER_SVME;
+    // SAFETY: must fault; were it accepted, only this guest's EFER would
+    // claim SVM, whose instructions it never runs outside a probe.
+    let fault = unsafe { wrmsr(IA32_EFER, svme) };
+    t.exact(
+        format_args!("WRMSR IA32_EFER = {svme:#x} (SVME, bit 12, set)"),
+        fault,
+        GP0,
+    );
+    let after = rdmsr(IA32_EFER);
+    let expected = efer & !EFER_SVME;
+    t.record(
+        "IA32_EFER after it (unchanged, SVME clear)",
+        &Value(&after),
+        &Hex(&expected),
+        after == Ok(expected) && efer == expected,
+    );
+}
+
+/// SVM's MSRs: VM_CR (APM Vol. 2, 15.30.1) and VM_HSAVE_PA (15.30.4), the
+/// physical address where VMRUN saves the host's state. They come with SVM,
+/// which the guest's CPUID does not offer, so RDMSR and WRMSR of either are
+/// #GP(0) as for any unimplemented MSR (SDM Vol. 2B, RDMSR and WRMSR; APM
+/// Vol. 3, RDMSR and WRMSR). Under SVM they are the hypervisor's own: its
+/// MSR permission map must send every access to tessera.
+fn svm_msrs(t: &mut Tally) {
+    t.refused("RDMSR VM_CR (0xc0010114)", rdmsr(VM_CR), GP0);
+    // SAFETY: must fault; were it to reach the real VM_CR, it would clear
+    // SVMDIS (ignored once firmware set LOCK) and the debug, INIT and A20
+    // controls — the hypervisor's flaw this probe exists to show.
+    let fault = unsafe { wrmsr(VM_CR, 0) };
+    t.exact("WRMSR VM_CR (0xc0010114) = 0, SVMDIS clear", fault, GP0);
+    t.refused("RDMSR VM_HSAVE_PA (0xc0010117)", rdmsr(VM_HSAVE_PA), GP0);
+    let page = operand_page();
+    // SAFETY: must fault; were it to reach the real VM_HSAVE_PA, the host's
+    // state would next be saved at this guest-physical address taken as a
+    // host-physical one — the flaw this probe exists to show.
+    let fault = unsafe { wrmsr(VM_HSAVE_PA, page) };
+    t.exact(
+        format_args!("WRMSR VM_HSAVE_PA (0xc0010117) = a page of my RAM ({page:#x})"),
+        fault,
+        GP0,
+    );
 }
 
 enum TscRoundTrip {
@@ -1206,6 +1402,11 @@ fn cpuid(t: &mut Tally) {
     } else {
         0
     };
+    let ext1_ecx = if __cpuid(0x8000_0000).eax >= 0x8000_0001 {
+        __cpuid(0x8000_0001).ecx
+    } else {
+        0
+    };
     for (probe, bit) in [
         ("CPUID.1:EDX bit 7 (MCE)", leaf1.edx & CPUID1_EDX_MCE),
         ("CPUID.1:EDX bit 14 (MCA)", leaf1.edx & CPUID1_EDX_MCA),
@@ -1213,6 +1414,17 @@ fn cpuid(t: &mut Tally) {
         (
             "CPUID.7.0:EBX bit 1 (IA32_TSC_ADJUST)",
             leaf7_ebx & CPUID7_EBX_TSC_ADJUST,
+        ),
+        // SVM and SKINIT (APM Vol. 3, E.4.2; reserved on Intel): tessera
+        // does not nest; either flag would make STGI and SKINIT valid (APM
+        // Vol. 2, 15.4), and SVM would promise VM_CR and VM_HSAVE_PA.
+        (
+            "CPUID.0x80000001:ECX bit 2 (SVM)",
+            ext1_ecx & CPUID_EXT1_ECX_SVM,
+        ),
+        (
+            "CPUID.0x80000001:ECX bit 12 (SKINIT)",
+            ext1_ecx & CPUID_EXT1_ECX_SKINIT,
         ),
     ] {
         t.record(probe, &set_clear(bit), &"clear", bit == 0);
