@@ -36,7 +36,7 @@ mod kernel {
         ConsoleStyle, CrashTest, HypervisorOptions, IdleAction, LogLevel,
     };
     use tessera_kernel::size::Bytes;
-    use tessera_kernel::{arch, console, mm, power, vmm, vmx};
+    use tessera_kernel::{arch, console, mm, power, svm, vmm, vmx};
 
     /// Heap for the hypervisor's own data structures.
     const HEAP_SIZE: u64 = 16 << 20;
@@ -113,35 +113,8 @@ mod kernel {
             idle(options.on_idle, "no guest modules");
         }
         arch::mask_legacy_interrupts();
-        if arch::idle::init() {
-            log::info!("idle: waits in HLT, woken by the local APIC's TSC-deadline timer");
-        } else {
-            log::info!("idle: waits spinning (the CPU has no TSC-deadline timer)");
-        }
-        let capabilities = match vmx::enable() {
-            Ok(capabilities) => capabilities,
-            Err(error) => {
-                println!("tessera: cannot run guests: {}", error);
-                idle(
-                    options.on_idle,
-                    "no hardware virtualization to run guests with",
-                );
-            }
-        };
-        let tsc_hz = arch::tsc::calibrate();
-        let preemption_timer_rate = capabilities.preemption_timer_rate;
-        log::info!(
-            "vmx: enabled; TSC {} MHz, preemption timer at TSC/{}",
-            tsc_hz / 1_000_000,
-            1u64 << preemption_timer_rate
-        );
-        let mut backend = match vmx::backend::VmxBackend::new(capabilities) {
-            Ok(backend) => backend,
-            Err(error) => {
-                println!("tessera: cannot run guests: {}", error);
-                idle(options.on_idle, "no memory for the VMX backend");
-            }
-        };
+        arch::idle::init();
+        log::info!("idle: waits {}", arch::idle::report().0);
         let modules: alloc::vec::Vec<vmm::GuestModule> = boot
             .modules()
             .iter()
@@ -158,7 +131,77 @@ mod kernel {
                 },
             })
             .collect();
-        let (mut vms, refused) = vmm::create_vms(&modules, &mut backend, tsc_hz);
+        // Intel VMX where the CPU has it, AMD SVM otherwise; the core above
+        // the seam is the same code for both.
+        match vmx::enable() {
+            Ok(capabilities) => {
+                let tsc_hz = arch::tsc::calibrate();
+                println!(
+                    "backend: Intel VMX with EPT; TSC {} MHz, preemption timer at TSC/{}",
+                    tsc_hz / 1_000_000,
+                    1u64 << capabilities.preemption_timer_rate
+                );
+                match vmx::backend::VmxBackend::new(capabilities) {
+                    Ok(backend) => run_guests(backend, &modules, &options, tsc_hz),
+                    Err(error) => {
+                        println!("tessera: cannot run guests: {}", error);
+                        idle(options.on_idle, "no memory for the VMX backend");
+                    }
+                }
+            }
+            Err(vmx::VmxError::NotSupported) => run_on_svm(&modules, &options),
+            Err(error) => {
+                println!("tessera: cannot run guests: {}", error);
+                idle(
+                    options.on_idle,
+                    "no hardware virtualization to run guests with",
+                );
+            }
+        }
+    }
+
+    /// Turns AMD SVM on and runs the guests with it.
+    fn run_on_svm(modules: &[vmm::GuestModule], options: &HypervisorOptions) -> ! {
+        let cpu = match svm::enable::enable() {
+            Ok(cpu) => cpu,
+            Err(error) => {
+                println!("tessera: cannot run guests: {}", error);
+                idle(
+                    options.on_idle,
+                    "no hardware virtualization to run guests with",
+                );
+            }
+        };
+        // SVM has no preemption timer: the host's local APIC timer ends the
+        // slices, so without one a spinning guest would keep the CPU.
+        if !arch::idle::has_timer() {
+            println!("tessera: cannot run guests: SVM needs the local APIC timer for time slices");
+            idle(options.on_idle, "no timer to end time slices with");
+        }
+        let tsc_hz = arch::tsc::calibrate();
+        println!(
+            "backend: AMD SVM with nested paging; TSC {} MHz, slices end on the local APIC timer; decode assists {}, NRIP save {}",
+            tsc_hz / 1_000_000,
+            if cpu.features.decode_assists() { "yes" } else { "no" },
+            if cpu.features.next_rip_save() { "yes" } else { "no" },
+        );
+        match svm::backend::SvmBackend::new(cpu) {
+            Ok(backend) => run_guests(backend, modules, options, tsc_hz),
+            Err(error) => {
+                println!("tessera: cannot run guests: {}", error);
+                idle(options.on_idle, "no memory for the SVM backend");
+            }
+        }
+    }
+
+    /// Builds the VMs with `backend` and runs them to the end.
+    fn run_guests<B: vmm::vm::Backend>(
+        mut backend: B,
+        modules: &[vmm::GuestModule],
+        options: &HypervisorOptions,
+        tsc_hz: u64,
+    ) -> ! {
+        let (mut vms, refused) = vmm::create_vms(modules, &mut backend, tsc_hz);
         if vms.is_empty() {
             println!("tessera: nothing to run: no module became a VM");
             vmm::print_refused(&refused);

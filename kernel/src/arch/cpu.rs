@@ -168,9 +168,7 @@ pub fn report(v: &Virtualization) {
     } else if v.vmx && !v.vmx_locked_off {
         crate::println!("cpu: hardware virtualization: Intel VMX");
     } else if v.svm && v.svm_disabled.is_none() {
-        crate::println!(
-            "cpu: hardware virtualization: AMD SVM (tessera's SVM backend is on the roadmap)"
-        );
+        crate::println!("cpu: hardware virtualization: AMD SVM");
     }
 }
 

@@ -20,6 +20,8 @@ pub mod percpu;
 pub mod rtc;
 #[cfg(target_os = "none")]
 pub mod tsc;
+#[cfg(target_os = "none")]
+pub mod xstate;
 
 #[cfg(target_os = "none")]
 /// Stops this CPU for good, with interrupts off.

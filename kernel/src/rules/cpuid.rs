@@ -98,6 +98,10 @@ const LEAF7_EDX_SPECULATION_MSRS: u32 = 0b11_1111 << 26;
 const LEAFD1_EAX_XSAVES: u32 = 1 << 3;
 const LEAFD1_EAX_XFD: u32 = 1 << 4;
 const EXT1_EDX_RDTSCP: u32 = 1 << 27;
+/// SVM and SKINIT (CPUID Fn8000_0001 ECX[2] and ECX[12], APM Vol. 3,
+/// E.4.2): tessera does not nest, and their instructions give #UD.
+const EXT1_ECX_SVM: u32 = 1 << 2;
+const EXT1_ECX_SKINIT: u32 = 1 << 12;
 
 /// Adjusts the host's answer for `leaf`/`subleaf` into the guest's.
 /// `host` must be the host's answer for the same leaf (for hypervisor
@@ -118,9 +122,12 @@ pub fn guest_view(
         0..=0x3fff_ffff => basic_leaf(leaf, subleaf, host, vcpu_id, osxsave, timing),
         0x4000_0000..=0x4fff_ffff => hypervisor_leaf(leaf, timing),
         0x8000_0001 => CpuidResult {
+            ecx: host.ecx & !(EXT1_ECX_SVM | EXT1_ECX_SKINIT),
             edx: host.edx & !EXT1_EDX_RDTSCP,
             ..host
         },
+        // The SVM leaf, with SVM hidden: all zero.
+        0x8000_000a => CpuidResult::default(),
         _ => host,
     }
 }
@@ -525,5 +532,16 @@ mod tests {
         assert_eq!((r.eax, r.ebx, r.ecx), (199, 199, 25));
         let r = guest_view(TIMING_LEAF, 0, ALL, 0, false, &TIMING);
         assert_eq!((r.eax, r.ebx, r.ecx, r.edx), (199_999, 25_000, 0, 0));
+    }
+
+    #[test]
+    fn svm_and_skinit_are_hidden_with_their_leaf() {
+        let view = guest_view(0x8000_0001, 0, ALL, 0, false, &TIMING);
+        assert_eq!(view.ecx & (EXT1_ECX_SVM | EXT1_ECX_SKINIT), 0);
+        assert_eq!(view.ecx | EXT1_ECX_SVM | EXT1_ECX_SKINIT, ALL.ecx);
+        assert_eq!(
+            guest_view(0x8000_000a, 0, ALL, 0, false, &TIMING),
+            CpuidResult::default()
+        );
     }
 }

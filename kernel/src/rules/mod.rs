@@ -9,6 +9,7 @@
 //! Nothing here allocates or touches hardware.
 
 pub mod bits;
+pub mod control_register_decode;
 pub mod control_registers;
 pub mod cpuid;
 pub mod efer;

@@ -52,6 +52,12 @@ pub enum ControlRegisterAccess {
     Clts,
     /// LMSW with its 16-bit source.
     Lmsw(u16),
+    /// A write to CRn by an instruction the CPU did not decode (SVM without
+    /// decode assists): MOV, CLTS or LMSW; the core decodes it.
+    Undecoded {
+        /// 0 or 4.
+        register: u8,
+    },
 }
 
 /// One decoded VM exit.

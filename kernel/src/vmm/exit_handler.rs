@@ -100,10 +100,7 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
             xsetbv(vcpu);
             Outcome::Continue
         }
-        Exit::ControlRegister(access) => {
-            control_register(vm, access);
-            Outcome::Continue
-        }
+        Exit::ControlRegister(access) => control_register(vm, access),
         Exit::Hlt => hlt(vcpu),
         Exit::Exception { vector, .. } => exception(vm, vector),
         Exit::SliceEnd => Outcome::Timer,
@@ -149,12 +146,14 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
         }
         Exit::PageTableMisconfiguration { address } => {
             log::error!(
-                "vm {}: EPT misconfiguration at {:#x}: a tessera bug",
+                "vm {}: {} at {:#x}: a tessera bug",
                 vm.name,
+                V::PAGE_TABLE_MISCONFIGURATION,
                 address
             );
             stop(format!(
-                "EPT misconfiguration at guest-physical {:#x}",
+                "{} at guest-physical {:#x}",
+                V::PAGE_TABLE_MISCONFIGURATION,
                 address
             ))
         }
@@ -187,7 +186,8 @@ fn requested(request: Option<VmRequest>) -> Outcome {
 fn unmapped<V: Vcpu>(vm: &mut Vm<V>, address: u64, access: super::exit::MemoryAccess) -> Outcome {
     let vcpu = &vm.vcpu;
     stop(format!(
-        "EPT violation: {} of guest-physical {:#x}{} outside its {} of RAM, at RIP {:#x}",
+        "{}: {} of guest-physical {:#x}{} outside its {} of RAM, at RIP {:#x}",
+        V::UNMAPPED_MEMORY_EXIT,
         access.as_str(),
         address,
         vcpu.fault_linear_address()
@@ -365,7 +365,25 @@ fn read_pdptes<V: Vcpu>(vm: &Vm<V>, cr3: u64) -> Result<[u64; 4], Fault> {
 
 /// MOV to CR0/CR3/CR4, CLTS and LMSW that exit (they touch bits tessera
 /// owns), decided by `rules::control_registers`.
-fn control_register<V: Vcpu>(vm: &mut Vm<V>, access: ControlRegisterAccess) {
+fn control_register<V: Vcpu>(vm: &mut Vm<V>, access: ControlRegisterAccess) -> Outcome {
+    // An undecoded write is decoded here, and skipped by the length the
+    // decoder found.
+    let (access, length) = match access {
+        ControlRegisterAccess::Undecoded { register } => {
+            match super::mmio::decode_control_register_write(vm) {
+                Ok(decoded) => decoded,
+                Err(error) => {
+                    return stop(format!(
+                        "write to CR{} at RIP {:#x}: {}",
+                        register,
+                        vm.vcpu.rip(),
+                        error
+                    ))
+                }
+            }
+        }
+        access => (access, None),
+    };
     let state = vm.vcpu.control_state();
     let result = match access {
         ControlRegisterAccess::Write { register, gpr } => {
@@ -376,6 +394,8 @@ fn control_register<V: Vcpu>(vm: &mut Vm<V>, access: ControlRegisterAccess) {
         ControlRegisterAccess::Lmsw(source) => {
             write_control_register(vm, &state, 0, cr::lmsw(state.cr0, source))
         }
+        // Decoded above.
+        ControlRegisterAccess::Undecoded { .. } => Ok(()),
         ControlRegisterAccess::Read { register, gpr } => {
             // CR3 and CR8 reads exit only when the CPU forces those exiting
             // controls on.
@@ -388,10 +408,12 @@ fn control_register<V: Vcpu>(vm: &mut Vm<V>, access: ControlRegisterAccess) {
             Ok(())
         }
     };
-    match result {
-        Ok(()) => vm.vcpu.skip_instruction(),
-        Err(fault) => deliver(&mut vm.vcpu, fault),
+    match (result, length) {
+        (Ok(()), None) => vm.vcpu.skip_instruction(),
+        (Ok(()), Some(length)) => vm.vcpu.skip_emulated(u64::from(length)),
+        (Err(fault), _) => deliver(&mut vm.vcpu, fault),
     }
+    Outcome::Continue
 }
 
 fn write_control_register<V: Vcpu>(

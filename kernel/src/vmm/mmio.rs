@@ -9,7 +9,7 @@
 //! `writel`), and a guest that does otherwise is told so rather than given
 //! a wrong answer.
 
-use super::exit::MemoryAccess;
+use super::exit::{ControlRegisterAccess, MemoryAccess};
 use super::exit_handler::Outcome;
 use super::port_io::{paging, translate};
 use super::vcpu::{SegmentRegister, Vcpu};
@@ -17,6 +17,9 @@ use super::vm::{StopReason, Vm};
 use crate::devices::MmioSize;
 use crate::guest_walk::{Operation, Request};
 use crate::rules::bits::cr0;
+use crate::rules::control_register_decode::{
+    decode as decode_cr, ControlRegisterInstruction, DecodeError,
+};
 use crate::rules::mmio::{alu, decode, CodeMode, MmioOperation, Source, MAX_INSTRUCTION_LENGTH};
 use alloc::format;
 
@@ -67,6 +70,26 @@ fn code_mode<V: Vcpu>(vcpu: &V) -> CodeMode {
     } else {
         CodeMode::Real16
     }
+}
+
+/// Decodes the control-register write at RIP that the CPU reported
+/// without its operands (SVM without decode assists): the access, and the
+/// instruction's length to skip.
+pub fn decode_control_register_write<V: Vcpu>(
+    vm: &mut Vm<V>,
+) -> Result<(ControlRegisterAccess, Option<u8>), DecodeError> {
+    let (bytes, length) = fetch(vm);
+    let (instruction, length) = decode_cr(&bytes[..length], code_mode(&vm.vcpu))?;
+    let access = match instruction {
+        ControlRegisterInstruction::Move { register, gpr } => {
+            ControlRegisterAccess::Write { register, gpr }
+        }
+        ControlRegisterInstruction::Clts => ControlRegisterAccess::Clts,
+        ControlRegisterInstruction::LmswRegister { gpr } => {
+            ControlRegisterAccess::Lmsw(vm.vcpu.gpr(gpr) as u16)
+        }
+    };
+    Ok((access, Some(length)))
 }
 
 /// Emulates the access to `gpa` that exited, if a device decodes it;

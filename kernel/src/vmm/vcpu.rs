@@ -60,6 +60,13 @@ pub struct EntryFailure {
 /// IA-32e entry control, PDPTEs) consistent with the guest-visible values
 /// the core sets.
 pub trait Vcpu {
+    /// What the backend calls a guest-physical access its nested page
+    /// tables do not map ("EPT violation", "nested page fault"), for
+    /// reports in the hardware's own words.
+    const UNMAPPED_MEMORY_EXIT: &'static str;
+    /// What it calls malformed nested page tables.
+    const PAGE_TABLE_MISCONFIGURATION: &'static str;
+
     /// Runs the guest until its next exit. The slice deadline (see
     /// [`Vcpu::set_slice_deadline`]) bounds how long it may run; a failed
     /// entry is [`Exit::EntryFailed`].

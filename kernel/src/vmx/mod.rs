@@ -5,8 +5,8 @@
 //! only): VMXON (`vmxon`), the typed VMCS (`vmcs`), what a fresh VMCS holds
 //! (`setup`), the vCPU that implements the core's seam (`vcpu`), the backend
 //! that creates them (`backend`), the entry/exit stub (`entry`), exit
-//! decoding (`decode`) and the XSAVE areas (`xsave`). This is the only module
-//! that executes VMX instructions.
+//! decoding (`decode`). This is the only module that executes VMX
+//! instructions.
 
 pub mod controls;
 pub mod ept;
@@ -28,7 +28,5 @@ pub mod vcpu;
 pub mod vmcs;
 #[cfg(target_os = "none")]
 mod vmxon;
-#[cfg(target_os = "none")]
-mod xsave;
 #[cfg(target_os = "none")]
 pub use vmxon::*;

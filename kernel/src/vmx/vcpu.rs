@@ -20,8 +20,8 @@ use super::entry::{self, EntryResult, GuestRegisters};
 use super::exit_reason::ExitCounts;
 use super::setup;
 use super::vmcs::{control, exit, guest};
-use super::xsave::XsaveArea;
 use crate::arch::registers::RSP_NUMBER;
+use crate::arch::xstate::{self, XsaveArea};
 use crate::mm::phys::PhysRange;
 use crate::rules::bits::{cr0, cr4, efer, rflags};
 use crate::vmm::exit::Exit;
@@ -97,30 +97,8 @@ pub struct VmxVcpu {
     _ept: OwnedFrames,
 }
 
-/// Whether the CPU has XSAVE (CPUID.1:ECX[26]); asked once, since CPUID
-/// itself exits when tessera runs nested.
-pub fn has_xsave() -> bool {
-    static XSAVE: spin::Once<bool> = spin::Once::new();
-    *XSAVE.call_once(|| raw_cpuid::cpuid!(1).ecx & (1 << 26) != 0)
-}
-
-/// Every XCR0 bit this CPU supports (CPUID.0DH.0:EDX:EAX), asked once.
-pub fn supported_xcr0() -> u64 {
-    static SUPPORTED: spin::Once<u64> = spin::Once::new();
-    *SUPPORTED.call_once(|| {
-        let r = raw_cpuid::cpuid!(0xd, 0);
-        ((r.edx as u64) << 32) | r.eax as u64
-    })
-}
-
-/// Writes XCR0.
-///
-/// # Safety
-/// `value` must be a valid XCR0 for this CPU and CR4.OSXSAVE must be set.
-unsafe fn xsetbv(value: u64) {
-    // SAFETY: forwarded to the caller.
-    unsafe { x86::controlregs::xcr0_write(x86::controlregs::Xcr0::from_bits_truncate(value)) };
-}
+use crate::arch::xstate::xsetbv;
+pub use crate::arch::xstate::{has_xsave, supported_xcr0};
 
 /// Text for VM-instruction error numbers (SDM Vol. 3C, 32.4).
 fn instruction_error_text(error: u32) -> &'static str {
@@ -308,6 +286,9 @@ impl VmxVcpu {
 }
 
 impl Vcpu for VmxVcpu {
+    const UNMAPPED_MEMORY_EXIT: &'static str = "EPT violation";
+    const PAGE_TABLE_MISCONFIGURATION: &'static str = "EPT misconfiguration";
+
     #[inline(always)]
     fn run(&mut self) -> Exit {
         // Slices are charged in wall-clock time: the time tessera spends on
@@ -656,23 +637,7 @@ impl Vcpu for VmxVcpu {
                 wrmsr(*msr, value);
             }
         }
-        if has_xsave() {
-            let all = supported_xcr0();
-            let area = self.xsave.as_mut_ptr();
-            // SAFETY: XRSTOR only touches components enabled in XCR0 (SDM
-            // Vol. 1, 13.8), so restore under the full mask — a guest still
-            // at XCR0 = x87 uses SSE registers too — then its own XCR0. The
-            // area is this vCPU's, 64-byte aligned, of the size CPUID gave.
-            unsafe {
-                xsetbv(all);
-                core::arch::asm!(
-                    "xrstor64 [{}]", in(reg) area,
-                    in("eax") all as u32, in("edx") (all >> 32) as u32,
-                    options(nostack)
-                );
-                xsetbv(self.xcr0);
-            }
-        }
+        xstate::restore(&mut self.xsave, self.xcr0);
         Ok(())
     }
 
@@ -695,21 +660,7 @@ impl Vcpu for VmxVcpu {
                 *slot = rdmsr(msr);
             }
         }
-        if has_xsave() {
-            let all = supported_xcr0();
-            let area = self.xsave.as_mut_ptr();
-            // SAFETY: XSAVE writes only into this vCPU's own 64-byte-aligned
-            // area of the size CPUID reported; the full mask for the reason
-            // given in `load`.
-            unsafe {
-                xsetbv(all);
-                core::arch::asm!(
-                    "xsave64 [{}]", in(reg) area,
-                    in("eax") all as u32, in("edx") (all >> 32) as u32,
-                    options(nostack)
-                );
-            }
-        }
+        xstate::save(&mut self.xsave);
     }
 
     fn describe(&self) -> alloc::string::String {

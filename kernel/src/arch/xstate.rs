@@ -1,3 +1,9 @@
+//! A guest's extended state (x87, SSE, AVX, ...) while it is not on the
+//! CPU, for both backends: neither VMX nor SVM switches it (SDM Vol. 3C,
+//! 28.3; APM Vol. 2, 15.5.1), so the vCPU saves it with XSAVE when another
+//! is loaded and restores it with XRSTOR, under the full mask, then the
+//! guest's own XCR0.
+//!
 //! The vCPUs' XSAVE areas: one per vCPU, of the size CPUID gives for every
 //! component this CPU supports (2.7 KiB with AVX-512), 64-byte aligned.
 //!
@@ -76,5 +82,73 @@ impl XsaveArea {
 impl Drop for XsaveArea {
     fn drop(&mut self) {
         FREE.lock().push(self.address);
+    }
+}
+
+/// Whether the CPU has XSAVE (CPUID.1:ECX[26]); asked once, since CPUID
+/// itself exits when tessera runs nested.
+pub fn has_xsave() -> bool {
+    static XSAVE: spin::Once<bool> = spin::Once::new();
+    *XSAVE.call_once(|| raw_cpuid::cpuid!(1).ecx & (1 << 26) != 0)
+}
+
+/// Every XCR0 bit this CPU supports (CPUID.0DH.0:EDX:EAX), asked once.
+pub fn supported_xcr0() -> u64 {
+    static SUPPORTED: spin::Once<u64> = spin::Once::new();
+    *SUPPORTED.call_once(|| {
+        let r = raw_cpuid::cpuid!(0xd, 0);
+        ((r.edx as u64) << 32) | r.eax as u64
+    })
+}
+
+/// Writes XCR0.
+///
+/// # Safety
+/// `value` must be a valid XCR0 for this CPU and CR4.OSXSAVE must be set.
+pub unsafe fn xsetbv(value: u64) {
+    // SAFETY: forwarded to the caller.
+    unsafe { x86::controlregs::xcr0_write(x86::controlregs::Xcr0::from_bits_truncate(value)) };
+}
+
+/// Loads a guest's extended state from `area`, then its `xcr0` (which
+/// passed the XSETBV rules when the guest set it).
+pub fn restore(area: &mut XsaveArea, xcr0: u64) {
+    if !has_xsave() {
+        return;
+    }
+    let all = supported_xcr0();
+    let area = area.as_mut_ptr();
+    // SAFETY: XRSTOR only touches components enabled in XCR0 (SDM Vol. 1,
+    // 13.8), so restore under the full mask — a guest still at XCR0 = x87
+    // uses SSE registers too — then its own XCR0. The area is this vCPU's,
+    // 64-byte aligned, of the size CPUID gave.
+    unsafe {
+        xsetbv(all);
+        core::arch::asm!(
+            "xrstor64 [{}]", in(reg) area,
+            in("eax") all as u32, in("edx") (all >> 32) as u32,
+            options(nostack)
+        );
+        xsetbv(xcr0);
+    }
+}
+
+/// Saves the extended state on the CPU into `area`.
+pub fn save(area: &mut XsaveArea) {
+    if !has_xsave() {
+        return;
+    }
+    let all = supported_xcr0();
+    let area = area.as_mut_ptr();
+    // SAFETY: XSAVE writes only into this vCPU's own 64-byte-aligned area of
+    // the size CPUID reported; the full mask for the reason given in
+    // `restore`.
+    unsafe {
+        xsetbv(all);
+        core::arch::asm!(
+            "xsave64 [{}]", in(reg) area,
+            in("eax") all as u32, in("edx") (all >> 32) as u32,
+            options(nostack)
+        );
     }
 }
