@@ -315,13 +315,22 @@ wait_ticks:
     ret
 
 /* One PM timer reading (EAX, 24 bits) with the TSC (EDX, low 32 bits)
- * taken just before it; retried until the reading took under 20,000 TSC
- * ticks, so that a preemption between the two does not skew them. */
+ * taken just before it; retried until the reading took under `pm_limit`
+ * TSC ticks (20,000 at first), so that a preemption between the two does
+ * not skew them. Every 64 tries over the limit double it: an exit costs
+ * far more TSC ticks under an emulator whose TSC is the host's (QEMU's
+ * TCG) than under one whose TSC counts instructions (Bochs), and the
+ * check's 1/64 tolerance over 20 ms leaves room for that. */
 pm_sample:
     push %ebx
     push %ecx
     push %esi
-1:  rdtsc
+    mov $64, %ecx
+1:  dec %ecx
+    jnz 3f
+    shll pm_limit
+    mov $64, %ecx
+3:  rdtsc
     mov %eax, %esi
     push %edx
     mov $0x608, %dx
@@ -331,7 +340,7 @@ pm_sample:
     mov %eax, %ebx
     rdtsc
     sub %esi, %eax
-    cmp $20000, %eax
+    cmp pm_limit, %eax
     ja 1b
     mov %ebx, %eax
     mov %esi, %edx
@@ -443,6 +452,7 @@ timer_ticks:    .long 0
 pit_ticks:      .long 0
 spurious_count: .long 0
 tsc_khz:        .long 0
+pm_limit:       .long 20000
 pm_start:       .long 0
 tsc_start:      .long 0
 deadline_lo:    .long 0

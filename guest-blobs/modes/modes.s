@@ -174,9 +174,15 @@ finish\s:                               # summary line and EXIT
         call puthex\s
         mov esi, offset s_failed
         call puts\s
+        xor eax, eax                    # the hypercall instruction is the
+        cpuid                           # vendor's: VMMCALL on AMD (VMCALL
+        cmp ebx, 0x68747541             # is #UD there), VMCALL on Intel
         mov eax, 2                      # EXIT
         mov edi, [failed]
+        je 11f
         vmcall
+        jmp 10f
+11:     vmmcall
 10:     cli
         hlt
         jmp 10b

@@ -288,34 +288,54 @@ const MAX_TSC_NUMERATOR: u64 = u32::MAX as u64 / (APIC_TIMER_HZ / 1000);
 
 /// Leaf 0x15 for a TSC at `tsc_hz` and the APIC timer's crystal (SDM Vol.
 /// 2A, CPUID leaf 15H: TSC = ECX × EBX / EAX): the ratio in lowest terms
-/// when its numerator is at most [`MAX_TSC_NUMERATOR`], else the nearest
-/// ratio with the largest denominator that keeps it there (a few parts per
-/// million off at most).
+/// when its numerator is at most [`MAX_TSC_NUMERATOR`], else the best
+/// rational approximation whose numerator stays there (a few hertz off at
+/// gigahertz rates), so that the rate it implies agrees with leaf
+/// 0x4000_0010's kilohertz.
 fn tsc_leaf(tsc_hz: u64) -> CpuidResult {
-    let (mut a, mut b) = (tsc_hz, APIC_TIMER_HZ);
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    let gcd = a.max(1);
-    let (mut numerator, mut denominator) = (tsc_hz / gcd, APIC_TIMER_HZ / gcd);
-    if numerator > MAX_TSC_NUMERATOR {
-        denominator = (MAX_TSC_NUMERATOR * APIC_TIMER_HZ / tsc_hz.max(1)).max(1);
-        loop {
-            let scaled = u128::from(tsc_hz) * u128::from(denominator);
-            let rounded = (scaled + u128::from(APIC_TIMER_HZ / 2)) / u128::from(APIC_TIMER_HZ);
-            numerator = u64::try_from(rounded).unwrap_or(u64::MAX);
-            if numerator <= MAX_TSC_NUMERATOR || denominator == 1 {
-                break;
-            }
-            denominator -= 1;
-        }
-    }
+    let (numerator, denominator) = best_ratio(tsc_hz.max(1), APIC_TIMER_HZ, MAX_TSC_NUMERATOR);
     CpuidResult {
         eax: denominator as u32,
-        ebx: numerator.min(MAX_TSC_NUMERATOR) as u32,
+        ebx: numerator as u32,
         ecx: APIC_TIMER_HZ as u32,
         edx: 0,
     }
+}
+
+/// The fraction p/q nearest to `num`/`den` with p at most `max_numerator`
+/// (and at least 1): the last continued-fraction convergent within the
+/// bound, or the semiconvergent past it when that is nearer (the best
+/// rational approximations are among these; Khinchin, "Continued
+/// Fractions", §6). An exact fraction in lowest terms comes out whole.
+fn best_ratio(num: u64, den: u64, max_numerator: u64) -> (u64, u64) {
+    let (num, den, max) = (u128::from(num), u128::from(den), u128::from(max_numerator));
+    // Convergents h/k, starting from h(-2)/k(-2) = 0/1 and h(-1)/k(-1) = 1/0.
+    let (mut h0, mut h1, mut k0, mut k1) = (0u128, 1u128, 1u128, 0u128);
+    let (mut n, mut d) = (num, den);
+    while d != 0 {
+        let a = n / d;
+        let (h2, k2) = (a * h1 + h0, a * k1 + k0);
+        if h2 > max {
+            // The largest t with t·h1 + h0 within the bound.
+            let t = (max - h0) / h1;
+            let (hs, ks) = (t * h1 + h0, t * k1 + k0);
+            if ks == 0 || k1 == 0 {
+                break;
+            }
+            // |hs/ks - x| < |h1/k1 - x|, cross-multiplied.
+            let error = |h: u128, k: u128| (h * den).abs_diff(k * num);
+            if t > 0 && error(hs, ks) * k1 < error(h1, k1) * ks {
+                return (hs as u64, ks as u64);
+            }
+            break;
+        }
+        (h0, h1, k0, k1) = (h1, h2, k1, k2);
+        (n, d) = (d, n - a * d);
+    }
+    if h1 == 0 || k1 == 0 {
+        return (max_numerator.min(num as u64).max(1), 1);
+    }
+    (h1 as u64, k1 as u64)
 }
 
 #[cfg(test)]
@@ -511,10 +531,21 @@ mod tests {
             199_988_200,
             199_882_000,
             2_112_345_678,
+            2_608_123_457,
+            2_615_123_456,
             3_999_999_999,
             5_000_000_001,
         ] {
             let r = guest_view(0x15, 0, ALL, 0, false, &TimingLeaves::new(tsc_hz));
+            // The rate leaf 0x15 implies agrees with leaf 0x4000_0010's
+            // kilohertz to within one (apictest's check).
+            let implied = u64::from(r.ecx) * u64::from(r.ebx) / u64::from(r.eax);
+            assert!(
+                implied.abs_diff(tsc_hz) <= 1000,
+                "{tsc_hz} Hz given as {implied} Hz ({}/{})",
+                r.ebx,
+                r.eax
+            );
             let linux_khz = (r.ecx / 1000)
                 .checked_mul(r.ebx)
                 .expect("crystal_khz * ebx overflows 32 bits")

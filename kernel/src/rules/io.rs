@@ -109,6 +109,32 @@ pub struct StringIo {
     /// The segment of the memory operand: ES for INS (not overridable),
     /// DS or the override for OUTS.
     pub segment: SegmentRegister,
+    /// The CPU did not report the segment of an OUTS (SVM without decode
+    /// assists): `segment` is the default, DS, and the core reads the
+    /// instruction's prefixes for an override ([`segment_override`]).
+    pub segment_from_prefixes: bool,
+}
+
+/// The segment-override prefix of the instruction in `bytes`, if it has
+/// one: the last of its legacy prefixes that is an override (SDM Vol. 2A,
+/// 2.1.1), scanning until the opcode. REX prefixes (64-bit code) are
+/// skipped as they come last before the opcode.
+pub fn segment_override(bytes: &[u8], long_mode: bool) -> Option<SegmentRegister> {
+    let mut found = None;
+    for &byte in bytes.iter().take(15) {
+        match byte {
+            0x26 => found = Some(SegmentRegister::Es),
+            0x2e => found = Some(SegmentRegister::Cs),
+            0x36 => found = Some(SegmentRegister::Ss),
+            0x3e => found = Some(SegmentRegister::Ds),
+            0x64 => found = Some(SegmentRegister::Fs),
+            0x65 => found = Some(SegmentRegister::Gs),
+            0x66 | 0x67 | 0xf0 | 0xf2 | 0xf3 => {}
+            0x40..=0x4f if long_mode => {}
+            _ => break,
+        }
+    }
+    found
 }
 
 /// Decodes the exit qualification of a VMX I/O exit (SDM Vol. 3C, Table
@@ -149,6 +175,7 @@ pub fn io_from_vmx(qualification: u64, instruction_info: u32) -> (IoAccess, Stri
         StringIo {
             address_size,
             segment,
+            segment_from_prefixes: false,
         },
     )
 }
@@ -699,5 +726,29 @@ mod tests {
             }),
             "CR2 for a fault in the second page is 0x2000"
         );
+    }
+
+    #[test]
+    fn segment_overrides_are_read_from_the_prefixes() {
+        use super::{segment_override, SegmentRegister};
+        // rep outsb: no override.
+        assert_eq!(segment_override(&[0xf3, 0x6e], false), None);
+        // fs rep outsb, and rep fs outsb.
+        assert_eq!(
+            segment_override(&[0x64, 0xf3, 0x6e], false),
+            Some(SegmentRegister::Fs)
+        );
+        assert_eq!(
+            segment_override(&[0xf3, 0x64, 0x6e], false),
+            Some(SegmentRegister::Fs)
+        );
+        // The last override wins; REX is skipped in 64-bit code only.
+        assert_eq!(
+            segment_override(&[0x2e, 0x65, 0x48, 0x6f], true),
+            Some(SegmentRegister::Gs)
+        );
+        assert_eq!(segment_override(&[0x48, 0x65, 0x6f], false), None);
+        // Bytes after the opcode are not prefixes.
+        assert_eq!(segment_override(&[0x6e, 0x64], false), None);
     }
 }

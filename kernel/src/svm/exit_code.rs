@@ -14,6 +14,8 @@ pub mod code {
     pub const CR0_WRITE: u64 = 0x10;
     /// MOV to CR4.
     pub const CR4_WRITE: u64 = 0x14;
+    /// MOV to CR8.
+    pub const CR8_WRITE: u64 = 0x18;
     /// Exception vector 0 (vector n is `EXCEPTION_BASE + n`).
     pub const EXCEPTION_BASE: u64 = 0x40;
     /// A physical maskable interrupt.
@@ -179,8 +181,8 @@ fn io(info1: u64, features: DecodeFeatures) -> Exit {
         _ => 8,
     };
     // INS always writes through ES (not overridable). OUTS reads through DS
-    // or its override, which only decode assists report; without them the
-    // default is the answer (QEMU's TCG offers none).
+    // or its override, which only decode assists report; without them (QEMU's
+    // TCG has none) the core reads the override from the prefixes.
     let segment = if input {
         SegmentRegister::Es
     } else if features.decode_assists {
@@ -200,6 +202,7 @@ fn io(info1: u64, features: DecodeFeatures) -> Exit {
         StringIo {
             address_size,
             segment,
+            segment_from_prefixes: !input && !features.decode_assists,
         },
     )
 }
@@ -243,9 +246,10 @@ fn control_register_write(
 
 /// Names for reports, in the words the VMX backend uses where the event is
 /// the same, so that summaries read alike on both.
-const NAMES: [(u64, &str); 38] = [
+const NAMES: [(u64, &str); 39] = [
     (code::CR0_WRITE, "CR0 write"),
     (code::CR4_WRITE, "CR4 write"),
+    (code::CR8_WRITE, "CR8 write"),
     (code::EXCEPTION_BASE + 1, "exception #DB"),
     (code::EXCEPTION_BASE + 17, "exception #AC"),
     (code::INTR, "external interrupt"),
@@ -413,11 +417,14 @@ mod tests {
         assert_eq!(access, IoAccess::new(0x3f8, 1, false, true, true));
         assert_eq!(string.address_size, 8);
         assert_eq!(string.segment, SegmentRegister::Fs);
-        // Without decode assists the SEG field is not trusted: DS.
+        assert!(!string.segment_from_prefixes);
+        // Without decode assists the SEG field is not trusted: the core
+        // reads the prefixes.
         let Exit::StringIo(_, string) = decode(code::IOIO, outs, 0, PLAIN) else {
             panic!("not string I/O");
         };
         assert_eq!(string.segment, SegmentRegister::Ds);
+        assert!(string.segment_from_prefixes);
         // INSW with a 16-bit address: ES whatever SEG says.
         let ins = (0x60 << 16) | (3 << 10) | (1 << 7) | (1 << 5) | (1 << 2) | 1;
         let Exit::StringIo(access, string) = decode(code::IOIO, ins, 0, ASSISTED) else {
@@ -426,6 +433,7 @@ mod tests {
         assert_eq!(access, IoAccess::new(0x60, 2, true, true, false));
         assert_eq!(string.address_size, 2);
         assert_eq!(string.segment, SegmentRegister::Es);
+        assert!(!string.segment_from_prefixes);
         // A32.
         let ins32 = (0x60 << 16) | (1 << 8) | (1 << 4) | (1 << 2) | 1;
         let Exit::StringIo(_, string) = decode(code::IOIO, ins32, 0, PLAIN) else {

@@ -17,9 +17,11 @@
 //!
 //! **NMIs.** SVM without vNMI has no NMI-blocking state to read, so the
 //! vCPU tracks it: an injected NMI blocks NMIs until the guest's IRET,
-//! which is intercepted; IRET exits *before* it executes (15.9), so the
-//! vCPU lets it run with a short timer and counts NMIs unblocked once RIP
-//! has moved past it.
+//! which is intercepted. IRET exits *before* it executes (15.9), so the
+//! vCPU single-steps it — RFLAGS.TF set at the IRET traps after it
+//! completes, whatever flags it pops (SDM Vol. 3B, 19.2.4; APM Vol. 2,
+//! 13.1.4) — and the #DB intercept it already has brings it back: NMIs are
+//! unblocked once RIP has moved past the IRET.
 
 use super::entry::{self, GuestRegisters};
 use super::exit_code::{self, code, DecodeFeatures, ExitCounts};
@@ -50,8 +52,11 @@ const DR7_DEFAULT: u64 = 0x400;
 /// delivery can raise them again and loop forever inside the CPU
 /// (CVE-2015-8104, CVE-2015-5307).
 const INTERCEPTED_EXCEPTIONS: u32 = (1 << 1) | (1 << 17);
-/// CR0 and CR4 writes (bits 16 + n of the CR intercept word).
-const CR_WRITE_INTERCEPTS: u32 = (1 << 16) | (1 << 20);
+/// CR0, CR4 and CR8 writes (bits 16 + n of the CR intercept word). CR8
+/// writes exit so that the core's rule refuses reserved bits: with
+/// V_INTR_MASKING they would otherwise only reach V_TPR, and QEMU's TCG
+/// does not check them there.
+const CR_WRITE_INTERCEPTS: u32 = (1 << 16) | (1 << 20) | (1 << 24);
 /// Everything tessera intercepts in the first vector. SMIs are left to
 /// the platform's SMM; IRET is added while an injected NMI is in service.
 const INTERCEPTS1: u32 = intercept1::INTR
@@ -80,9 +85,12 @@ const INTERCEPTS2: u32 = intercept2::VMRUN
     | intercept2::MWAIT
     | intercept2::MWAIT_ARMED
     | intercept2::XSETBV;
-/// How long an IRET that ends an NMI handler may run before the vCPU
-/// looks again whether it completed, in TSC ticks.
-const IRET_STEP_TSC: u64 = 4000;
+/// RFLAGS.TF, the single-step flag.
+const RFLAGS_TF: u64 = 1 << 8;
+/// DR6.BS, set by a single-step trap.
+const DR6_BS: u64 = 1 << 14;
+/// The exit code of an intercepted #DB.
+const DEBUG_EXCEPTION: u64 = code::EXCEPTION_BASE + 1;
 /// EVENTINJ / EXITINTINFO fields (APM Vol. 2, 15.20).
 const EVENT_VALID: u64 = 1 << 31;
 const EVENT_ERROR_CODE_VALID: u64 = 1 << 11;
@@ -138,6 +146,10 @@ pub struct SvmVcpu {
     /// The RIP of the intercepted IRET that ends the NMI handler, until it
     /// has run.
     iret_rip: Option<u64>,
+    /// That IRET is being single-stepped: the next #DB is tessera's,
+    /// unless the guest had TF set itself (`iret_guest_tf`).
+    stepping_iret: bool,
+    iret_guest_tf: bool,
     /// The core wants to hear when an NMI can be injected.
     nmi_window_wanted: bool,
     /// The NMI window opened at an exit the core was told about otherwise:
@@ -196,6 +208,8 @@ impl SvmVcpu {
             next_rip: 0,
             nmi_blocked: false,
             iret_rip: None,
+            stepping_iret: false,
+            iret_guest_tf: false,
             nmi_window_wanted: false,
             nmi_window_ready: false,
             exits: ExitCounts::default(),
@@ -276,17 +290,22 @@ impl SvmVcpu {
         };
     }
 
-    /// NMI bookkeeping after an exit; returns whether the NMI window opened.
+    /// NMI bookkeeping after an exit; returns whether the NMI window the
+    /// core asked for opened: the IRET ending the NMI handler has run, or
+    /// (when only a shadow or a queued event held the NMI off) the guest
+    /// has been entered since the request.
     fn track_nmi_blocking(&mut self) -> bool {
-        let Some(iret) = self.iret_rip else {
-            return false;
-        };
-        if self.vmcb().save.rip == iret {
-            return false;
+        if let Some(iret) = self.iret_rip {
+            if self.vmcb().save.rip != iret {
+                self.iret_rip = None;
+                self.nmi_blocked = false;
+            }
         }
-        self.iret_rip = None;
-        self.nmi_blocked = false;
-        core::mem::take(&mut self.nmi_window_wanted)
+        if self.nmi_window_wanted && !self.nmi_blocked {
+            self.nmi_window_wanted = false;
+            return true;
+        }
+        false
     }
 }
 
@@ -305,11 +324,7 @@ impl Vcpu for SvmVcpu {
             if now >= self.slice_deadline {
                 return Exit::SliceEnd;
             }
-            let deadline = match self.iret_rip {
-                Some(_) => self.slice_deadline.min(now + IRET_STEP_TSC),
-                None => self.slice_deadline,
-            };
-            crate::arch::idle::arm(deadline);
+            crate::arch::idle::arm(self.slice_deadline);
             self.vmcb_mut().save.rax = self.registers.rax;
             let (vmcb, host) = (self.vmcb.start, self.shared.host_vmload_area);
             // SAFETY: the VMCB is complete (`reset`), SVM is on with a host
@@ -332,10 +347,26 @@ impl Vcpu for SvmVcpu {
             }
             let window = self.track_nmi_blocking();
             if exit_code == code::IRET {
-                // The IRET has not run yet: let it, and look again after.
-                self.iret_rip = Some(self.vmcb().save.rip);
+                // The IRET has not run yet: single-step it.
+                let save = &mut self.vmcb_mut().save;
+                let (rip, guest_tf) = (save.rip, save.rflags & RFLAGS_TF != 0);
+                save.rflags |= RFLAGS_TF;
+                self.iret_rip = Some(rip);
+                self.iret_guest_tf = guest_tf;
+                self.stepping_iret = true;
                 self.set_intercept1(intercept1::IRET, false);
                 continue;
+            }
+            if exit_code == DEBUG_EXCEPTION && core::mem::take(&mut self.stepping_iret) {
+                if !self.iret_guest_tf {
+                    // tessera's own single step: the guest never sees it.
+                    self.vmcb_mut().save.dr6 &= !DR6_BS;
+                    self.dirty(clean::DRX);
+                    if window {
+                        return Exit::NmiWindow;
+                    }
+                    continue;
+                }
             }
             self.record_next_rip(exit_code);
             let decoded = exit_code::decode(exit_code, info1, info2, self.shared.decode);
@@ -621,11 +652,10 @@ impl Vcpu for SvmVcpu {
     }
 
     fn request_nmi_window(&mut self, on: bool) -> bool {
+        // Reported after the next entry once nothing blocks NMIs any more
+        // (`track_nmi_blocking`); an IRET intercept is already set while an
+        // injected NMI is in service.
         self.nmi_window_wanted = on;
-        if on && !self.nmi_blocked {
-            // Held off by a shadow or a queued event only: any exit will do.
-            return false;
-        }
         true
     }
 
@@ -646,6 +676,7 @@ impl Vcpu for SvmVcpu {
         self.event_pending = false;
         self.nmi_blocked = false;
         self.iret_rip = None;
+        self.stepping_iret = false;
         self.nmi_window_wanted = false;
         self.nmi_window_ready = false;
         let shared = self.shared;

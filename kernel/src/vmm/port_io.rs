@@ -198,6 +198,10 @@ pub fn handle_string<V: Vcpu>(
     // INS writes ES:[RDI] (no override); OUTS reads seg:[RSI].
     let register = if access.input() {
         SegmentRegister::Es
+    } else if string.segment_from_prefixes {
+        let (bytes, length) = super::mmio::fetch(vm);
+        crate::rules::io::segment_override(&bytes[..length], state.in_64bit_mode())
+            .unwrap_or(string.segment)
     } else {
         string.segment
     };
