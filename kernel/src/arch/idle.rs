@@ -233,9 +233,12 @@ pub fn take_pending_interrupt() {
         return;
     };
     // SAFETY: STI takes effect after the next instruction (SDM Vol. 2B,
-    // STI), so the pending interrupt is delivered at the NOP, to a gate
-    // that only returns; CLI masks interrupts again.
-    unsafe { asm!("sti", "nop", "cli", options(nomem, nostack)) };
+    // STI), so the pending interrupt is delivered after the NOP, to a gate
+    // that only returns; CLI masks interrupts again. The jump in between
+    // costs nothing on hardware; QEMU's TCG looks for interrupts only
+    // between its translation blocks, which a jump ends, and would
+    // otherwise run STI-NOP-CLI as one without taking it.
+    unsafe { asm!("sti", "nop", "jmp 2f", "2:", "cli", options(nomem, nostack)) };
     acknowledge(timer.apic);
     // A fired one-shot timer is disarmed; a fired deadline too.
     ARMED.store(0, Ordering::Relaxed);

@@ -144,6 +144,12 @@ fn basic_leaf(
 ) -> CpuidResult {
     let mut r = host;
     match leaf {
+        0x0 => r.eax = r.eax.max(MIN_MAX_BASIC_LEAF),
+        // Leaves the host does not have, up to the raised maximum: zero
+        // (past its maximum a CPU repeats its highest leaf, or gives zeros).
+        _ if leaf > timing.host_max_leaf && !matches!(leaf, 0xb | 0x15 | 0x16) => {
+            r = CpuidResult::default()
+        }
         0x1 => {
             r.ecx &= !LEAF1_ECX_HIDDEN;
             r.edx &= !LEAF1_EDX_HIDDEN;
@@ -256,7 +262,15 @@ pub struct TimingLeaves {
     pub frequencies: CpuidResult,
     /// [`TIMING_LEAF`]: the TSC and the APIC timer's rates in kHz.
     pub hypervisor: CpuidResult,
+    /// The host's highest basic leaf: the leaves above it up to
+    /// [`MIN_MAX_BASIC_LEAF`] that tessera does not answer itself are zero.
+    pub host_max_leaf: u32,
 }
+
+/// The highest basic leaf a guest is told of, at least: leaves 0x15 and
+/// 0x16 carry the TSC and crystal rates tessera gives on every host (QEMU's
+/// TCG stops at 0xD).
+pub const MIN_MAX_BASIC_LEAF: u32 = 0x16;
 
 impl TimingLeaves {
     /// The answers for a TSC at `tsc_hz` and the APIC timer's crystal.
@@ -275,6 +289,15 @@ impl TimingLeaves {
                 ebx: (APIC_TIMER_HZ / 1000) as u32,
                 ..CpuidResult::default()
             },
+            host_max_leaf: u32::MAX,
+        }
+    }
+
+    /// The same, on a host whose highest basic leaf is `max` (CPUID.0:EAX).
+    pub fn with_host_max_leaf(self, max: u32) -> Self {
+        TimingLeaves {
+            host_max_leaf: max,
+            ..self
         }
     }
 }
@@ -574,5 +597,28 @@ mod tests {
             guest_view(0x8000_000a, 0, ALL, 0, false, &TIMING),
             CpuidResult::default()
         );
+    }
+
+    #[test]
+    fn the_maximum_basic_leaf_covers_the_timing_leaves_on_any_host() {
+        // A host like QEMU's TCG: basic leaves up to 0xD, repeating 0xD past it.
+        let timing = TimingLeaves::new(TSC_HZ).with_host_max_leaf(0xd);
+        let leaf0 = CpuidResult { eax: 0xd, ..ALL };
+        assert_eq!(guest_view(0, 0, leaf0, 0, false, &timing).eax, 0x16);
+        assert_eq!(guest_view(0, 0, ALL, 0, false, &timing).eax, u32::MAX);
+        for leaf in 0xe..=0x14 {
+            assert_eq!(
+                guest_view(leaf, 0, ALL, 0, false, &timing),
+                CpuidResult::default(),
+                "leaf {leaf:#x}"
+            );
+        }
+        assert_eq!(
+            guest_view(0x15, 0, ALL, 0, false, &timing),
+            timing.tsc_and_crystal
+        );
+        assert_eq!(guest_view(0x16, 0, ALL, 0, false, &timing).ecx, 25);
+        // Leaves the host has pass through as before.
+        assert_eq!(guest_view(0xd, 0, ALL, 0, false, &timing), ALL);
     }
 }

@@ -259,7 +259,9 @@ impl<V: Vcpu> Vm<V> {
             wake_at: None,
             interrupts_injected: 0,
             nmis_injected: 0,
-            cpuid_timing: TIMING_LEAVES.call_once(|| TimingLeaves::new(tsc_hz)),
+            cpuid_timing: TIMING_LEAVES.call_once(|| {
+                TimingLeaves::new(tsc_hz).with_host_max_leaf(raw_cpuid::cpuid!(0).eax)
+            }),
             exception_streak: ExceptionStreak::default(),
             msrs: VirtualMsrs::default(),
         })
