@@ -47,6 +47,9 @@ fn supported_cr4() -> u64 {
         (leaf7.ebx & (1 << 7) != 0, cr4::SMEP),
         (leaf7.ebx & (1 << 20) != 0, cr4::SMAP),
         (leaf7.ecx & (1 << 3) != 0, cr4::PKE),
+        // Five-level paging is the guest's own; the nested tables stay
+        // four-level (their walk has its own depth, APM Vol. 2, 15.25.3).
+        (leaf7.ecx & (1 << 16) != 0, cr4::LA57),
     ];
     for (present, bit) in pairs {
         if present {

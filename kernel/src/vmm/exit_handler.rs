@@ -137,7 +137,17 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
         // one is not the guest's doing.
         Exit::Sipi | Exit::ExternalInterrupt | Exit::Nmi => Outcome::Continue,
         Exit::Init => stop(String::from("received an INIT signal")),
-        Exit::TripleFault => stop(format!("triple fault at RIP {:#x}", vcpu.rip())),
+        Exit::TripleFault => {
+            // The instruction that faulted, for the report (cold path).
+            let (bytes, length) = super::mmio::fetch(vm);
+            log::error!(
+                "vm {}: triple fault: {}; instruction bytes {:02x?}",
+                vm.name,
+                vm.vcpu.describe(),
+                &bytes[..length]
+            );
+            stop(format!("triple fault at RIP {:#x}", vm.vcpu.rip()))
+        }
         Exit::UnmappedMemory { address, access } => {
             match super::mmio::handle(vm, address, access) {
                 Some(outcome) => outcome,
