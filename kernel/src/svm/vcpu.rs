@@ -357,16 +357,18 @@ impl Vcpu for SvmVcpu {
                 self.set_intercept1(intercept1::IRET, false);
                 continue;
             }
-            if exit_code == DEBUG_EXCEPTION && core::mem::take(&mut self.stepping_iret) {
-                if !self.iret_guest_tf {
-                    // tessera's own single step: the guest never sees it.
-                    self.vmcb_mut().save.dr6 &= !DR6_BS;
-                    self.dirty(clean::DRX);
-                    if window {
-                        return Exit::NmiWindow;
-                    }
-                    continue;
+            // tessera's own single step: the guest never sees it (when the
+            // guest had TF set itself, the #DB is its own too).
+            if exit_code == DEBUG_EXCEPTION
+                && core::mem::take(&mut self.stepping_iret)
+                && !self.iret_guest_tf
+            {
+                self.vmcb_mut().save.dr6 &= !DR6_BS;
+                self.dirty(clean::DRX);
+                if window {
+                    return Exit::NmiWindow;
                 }
+                continue;
             }
             self.record_next_rip(exit_code);
             let decoded = exit_code::decode(exit_code, info1, info2, self.shared.decode);
@@ -780,9 +782,9 @@ impl Vcpu for SvmVcpu {
         // than trust the copy: QEMU's TCG (7.2) does not implement the
         // XSETBV intercept, so there a guest's XSETBV changes it without an
         // exit (its own checks still apply, as the CPU's would).
-        // SAFETY: CR4.OSXSAVE is set whenever XSAVE exists (`enable`), so
-        // XGETBV of XCR0 cannot fault.
         if xstate::has_xsave() {
+            // SAFETY: CR4.OSXSAVE is set whenever XSAVE exists (`enable`),
+            // so XGETBV of XCR0 cannot fault.
             self.xcr0 = unsafe { x86::controlregs::xcr0().bits() };
         }
         let debug = &mut self.debug;
