@@ -73,8 +73,9 @@ pub fn parse(transcript: &str) -> Vec<Figure> {
 }
 
 /// The report: each operation's round trip and, without the guest's own
-/// timing overhead (the `baseline`), the cost of the exit path.
-pub fn report(figures: &[Figure], engine: &str) -> Result<String> {
+/// timing overhead (the `baseline`), the cost of the exit path. `engine`
+/// names where it ran, `unit` what the TSC counted there.
+pub fn report(figures: &[Figure], engine: &str, unit: &str) -> Result<String> {
     let Some(baseline) = figures.iter().find(|f| f.operation == "baseline") else {
         bail!("the bench guest printed no baseline figure");
     };
@@ -85,11 +86,6 @@ pub fn report(figures: &[Figure], engine: &str) -> Result<String> {
     if operations.is_empty() {
         bail!("the bench guest printed no figures");
     }
-    let unit = if engine.starts_with("bochs") {
-        "instructions (Bochs' TSC counts instructions)"
-    } else {
-        "TSC cycles"
-    };
     let mut text = format!("tessera exit-path benchmark on {engine}, in {unit}\n");
     text.push_str(&format!(
         "  {:<15} {:>12} {:>16} {:>9}\n",
@@ -158,10 +154,19 @@ mod tests {
         assert_eq!(figures[6].operation, "baseline");
     }
 
+    const UNIT: &str = "instructions (QEMU's TSC counts instructions with -icount shift=0)";
+
     #[test]
     fn report_subtracts_the_baseline() {
-        let text = report(&parse(TRANSCRIPT), "bochs").unwrap();
-        assert!(text.contains("instructions"));
+        let text = report(&parse(TRANSCRIPT), "qemu (SVM under TCG)", UNIT).unwrap();
+        // The first line names the engine, the backend and the unit.
+        assert_eq!(
+            text.lines().next(),
+            Some(
+                "tessera exit-path benchmark on qemu (SVM under TCG), in instructions \
+                 (QEMU's TSC counts instructions with -icount shift=0)"
+            )
+        );
         assert_eq!(row(&text, "cpuid"), ["cpuid", "224", "219", "10000"]);
         assert_eq!(
             row(&text, "pit-write"),
@@ -179,7 +184,7 @@ mod tests {
 
     #[test]
     fn the_longest_operation_name_keeps_the_columns_aligned() {
-        let text = report(&parse(TRANSCRIPT), "bochs").unwrap();
+        let text = report(&parse(TRANSCRIPT), "bochs (VMX)", UNIT).unwrap();
         let rows: Vec<&str> = text.lines().skip(1).collect();
         assert_eq!(rows.len(), 8, "header, six operations and the baseline");
         // Fixed-width columns: a name wider than its column pushes the
@@ -191,8 +196,8 @@ mod tests {
 
     #[test]
     fn missing_figures_are_an_error() {
-        assert!(report(&[], "bochs").is_err());
+        assert!(report(&[], "bochs", UNIT).is_err());
         let only_baseline = parse("bench: baseline 5 cycles/op (n=10)");
-        assert!(report(&only_baseline, "bochs").is_err());
+        assert!(report(&only_baseline, "bochs", UNIT).is_err());
     }
 }

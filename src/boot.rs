@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::engine::{self, Engine, EngineChoice, HostVirtualization, Machine};
+use crate::engine::{self, Engine, EngineChoice, HostVirtualization, Machine, Tsc};
 use crate::process;
 use crate::transcript::{ControlStripper, MirrorFilter, Transcript, Verdict};
 
@@ -42,6 +42,8 @@ pub struct BootOptions {
     pub timeout: Option<Duration>,
     /// Also write the raw serial output here.
     pub log: Option<PathBuf>,
+    /// What the guest-visible TSC counts.
+    pub tsc: Tsc,
 }
 
 /// How a boot ended.
@@ -74,7 +76,9 @@ pub enum Outcome {
         /// The kernel's line for each refused module.
         lines: Vec<String>,
     },
-    /// The hypervisor powered off without running any guest: no usable VMX.
+    /// The hypervisor powered off without running any guest: the CPU it was
+    /// given has no hardware virtualization it can use (none, one that
+    /// firmware locked off, or one without a backend in the kernel).
     NoGuestCouldRun {
         /// The kernel's reason.
         reason: String,
@@ -171,6 +175,7 @@ pub fn boot(options: &BootOptions) -> Result<Outcome> {
     let machine = Machine {
         cpus: options.cpus,
         mem_mib: options.mem_mib,
+        tsc: options.tsc,
     };
 
     let workdir = tempfile::Builder::new()
@@ -183,20 +188,22 @@ pub fn boot(options: &BootOptions) -> Result<Outcome> {
         None => None,
     };
     eprintln!(
-        "tessera: booting {} with {} ({} CPU{}, {} MiB){}",
+        "tessera: booting {} with {}, {} ({} CPU{}, {} MiB{}){}",
         options.iso.display(),
         engine.name(),
+        engine.backend().describe(),
         machine.cpus,
         if machine.cpus == 1 { "" } else { "s" },
         machine.mem_mib,
+        match machine.tsc {
+            Tsc::Usual => "",
+            Tsc::Instructions => ", the TSC counting instructions",
+        },
         match options.timeout {
             Some(limit) => format!(", timeout {}s", limit.as_secs_f64()),
             None => String::new(),
         }
     );
-    if let Some(why) = engine.cannot_run_guests() {
-        eprintln!("tessera: note: {why}");
-    }
     if machine.cpus > 1 {
         eprintln!(
             "tessera: note: the machine gets {} CPUs, but tessera uses only the boot CPU yet",

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::engine::EngineChoice;
+use crate::engine::{EngineChoice, Tsc};
 
 /// Build and boot tessera, a bare-metal type-1 x86-64 hypervisor.
 ///
@@ -42,25 +42,29 @@ pub enum Commands {
     /// `tessera: PANIC`); 4 on timeout; 5 when the emulator exited (or kept
     /// running) without a clean power-off; 6 when GRUB could not start the
     /// kernel; 7 when the kernel refused a module ("VM not created") and ran
-    /// the rest; 8 when no guest could run at all (no hardware virtualization:
-    /// QEMU without KVM has no VMX); 130 when interrupted; 1 for any other
-    /// error. The reason goes to stderr.
+    /// the rest; 8 when no guest could run at all (the CPU offers no hardware
+    /// virtualization the kernel can use); 130 when interrupted; 1 for any
+    /// other error. The reason goes to stderr.
     Boot(BootArgs),
     /// Boot the `bench` guest and report the round trip of a guest CPUID, a
     /// hypercall, an unhandled port read, a PIT write, a local APIC MMIO
     /// read and a local APIC timer interrupt with its EOI (default engine:
     /// Bochs, whose TSC counts instructions, so the figures are exact path
-    /// lengths), and the hypervisor's loaded size; then the scale measure: N copies of the
-    /// `race` guest side by side, their min/median/max progress, Jain's
-    /// fairness index and the host memory per VM.
+    /// lengths; QEMU's TCG is made to count them too, so that the SVM and
+    /// VMX paths compare), and the hypervisor's loaded size; then the scale
+    /// measure: N copies of the `race` guest side by side, their
+    /// min/median/max progress, Jain's fairness index and the host memory
+    /// per VM; then a Linux boot's cost against the same kernel booted
+    /// natively in the same engine.
     Bench(BenchArgs),
 }
 
 /// `tessera bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The emulator (Bochs gives instruction counts; KVM gives cycles). It
-    /// must run guests: qemu and qemu-uefi (no VMX) are refused.
+    /// The emulator: bochs and bochs-uefi measure the VMX backend, qemu and
+    /// qemu-uefi the SVM backend (with `-icount shift=0`), both in
+    /// instructions; kvm measures the host's backend in cycles.
     #[arg(long, value_enum, default_value_t = EngineChoice::Bochs)]
     pub engine: EngineChoice,
     /// Give up after this many seconds (0: never).
@@ -145,8 +149,9 @@ pub enum DemoKind {
 /// How to boot: shared by `boot` and `demo`.
 #[derive(Debug, Clone, Args)]
 pub struct BootFlags {
-    /// The emulator: auto = KVM when usable with VMX, else Bochs. qemu and
-    /// qemu-uefi offer no VMX: tessera boots there but runs no guest.
+    /// The emulator: auto = KVM when usable with VMX or SVM, else Bochs.
+    /// bochs and bochs-uefi exercise the kernel's VMX backend, qemu and
+    /// qemu-uefi (TCG) its SVM backend, kvm the host CPU's.
     #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
     pub engine: EngineChoice,
     /// Number of CPUs of the emulated machine. tessera uses only the boot CPU
@@ -164,6 +169,12 @@ pub struct BootFlags {
     #[arg(long, value_name = "MiB", default_value_t = 512,
           value_parser = clap::value_parser!(u32).range(32..=65536))]
     pub mem: u32,
+    /// Make the guest-visible TSC advance by one per instruction, as `bench`
+    /// does, so that a bench run can be repeated: QEMU's TCG then runs with
+    /// `-icount shift=0,sleep=off` (slower); Bochs' TSC always counts
+    /// instructions; KVM's cannot.
+    #[arg(long)]
+    pub count_instructions: bool,
 }
 
 impl Default for BootFlags {
@@ -174,6 +185,7 @@ impl Default for BootFlags {
             timeout: 300,
             log: None,
             mem: 512,
+            count_instructions: false,
         }
     }
 }
@@ -182,6 +194,15 @@ impl BootFlags {
     /// The timeout as a duration; `None` for no limit.
     pub fn timeout(&self) -> Option<Duration> {
         (self.timeout > 0).then(|| Duration::from_secs(self.timeout))
+    }
+
+    /// What the guest-visible TSC is to count.
+    pub fn tsc(&self) -> Tsc {
+        if self.count_instructions {
+            Tsc::Instructions
+        } else {
+            Tsc::Usual
+        }
     }
 }
 
@@ -247,7 +268,14 @@ mod tests {
         assert_eq!(args.flags.cpus, 2);
         assert_eq!(args.flags.timeout(), None);
         assert_eq!(args.flags.mem, 1024);
+        assert_eq!(args.flags.tsc(), Tsc::Usual);
         assert!(Cli::try_parse_from(["tessera", "boot", "x.iso", "--engine", "vmware"]).is_err());
+        let cli =
+            Cli::try_parse_from(["tessera", "boot", "x.iso", "--count-instructions"]).unwrap();
+        let Some(Commands::Boot(args)) = cli.command else {
+            panic!("not boot")
+        };
+        assert_eq!(args.flags.tsc(), Tsc::Instructions);
         assert!(Cli::try_parse_from(["tessera", "boot", "x.iso", "--cpus", "0"]).is_err());
     }
 

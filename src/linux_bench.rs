@@ -1,11 +1,13 @@
 //! `tessera bench`'s Linux boot measure: what virtualization costs a Linux
-//! boot, in Bochs instructions (its TSC counts them).
+//! boot, in instructions, in an engine whose TSC counts them (Bochs, or
+//! QEMU's TCG with `-icount shift=0`).
 //!
 //! The same kernel and initramfs (guest-blobs/linux, `console=ttyS0 quiet`,
-//! 128 MiB) boot twice:
-//! - **natively** in Bochs from a GRUB ISO (`linux` and `initrd`), the
-//!   debugger stopping once at 0x100000, the protected-mode kernel's first
-//!   instruction, to read the tick count there (`ptime`);
+//! 128 MiB) boot twice in the same engine:
+//! - **natively** from a GRUB ISO (`linux` and `initrd`), a debugger
+//!   stopping once at 0x100000, the protected-mode kernel's first
+//!   instruction, to read the tick count there: Bochs' own (`ptime`), or
+//!   QEMU's gdbstub (see `gdb`);
 //! - **under tessera**, as the only VM, whose TSC starts at 0 when the VM
 //!   is made, just before its first instruction (64-bit entry).
 //!
@@ -26,8 +28,13 @@ pub const MEM_MIB: u32 = 128;
 /// The target the issue sets: at most 15% over native.
 pub const TARGET_RATIO: f64 = 1.15;
 
-/// Bochs' debugger commands for the native run: stop at the kernel's entry,
-/// print the tick count, then run to the end without stopping again.
+/// Where GRUB starts the native kernel: the 32-bit entry of the Linux boot
+/// protocol, at the protected-mode kernel's default load address.
+pub const NATIVE_ENTRY: u64 = 0x10_0000;
+
+/// Bochs' debugger commands for the native run: stop at the kernel's entry
+/// ([`NATIVE_ENTRY`]), print the tick count, then run to the end without
+/// stopping again.
 pub const NATIVE_DEBUGGER_COMMANDS: &str = "pb 0x100000\nc\nptime\nd 1\nc\nquit\n";
 
 /// The GRUB menu of the native run.
@@ -106,12 +113,20 @@ pub struct LinuxBoot {
     pub tsc_hz: u64,
 }
 
-/// Gathers the measure from the native run's debugger output and serial
-/// transcript and the tessera run's transcript.
-pub fn evaluate(native_terminal: &str, native_serial: &str, transcript: &str) -> Result<LinuxBoot> {
-    let Some(entry) = ptime(native_terminal) else {
-        bail!("the native run's debugger printed no tick count at the kernel's entry (ptime)");
-    };
+/// The tick count at the kernel's entry that Bochs' debugger printed on its
+/// terminal in the native run.
+pub fn bochs_entry(native_terminal: &str) -> Result<u64> {
+    match ptime(native_terminal) {
+        Some(entry) => Ok(entry),
+        None => {
+            bail!("the native run's debugger printed no tick count at the kernel's entry (ptime)")
+        }
+    }
+}
+
+/// Gathers the measure from the native run (the tick count at the kernel's
+/// entry and its serial transcript) and the tessera run's transcript.
+pub fn evaluate(entry: u64, native_serial: &str, transcript: &str) -> Result<LinuxBoot> {
     let Some(native_marker) = marker_tsc(native_serial) else {
         bail!("the native Linux printed no `linux-guest: tsc N` line");
     };
@@ -193,7 +208,8 @@ mod tests {
         let native_serial = "linux-guest: init-tsc 2488201793\nlinux-guest: tsc 3626087498\n\
                              linux-guest: done (poweroff)\n";
         check_native(native_serial).unwrap();
-        let boot = evaluate(native_terminal, native_serial, TRANSCRIPT).unwrap();
+        let entry = bochs_entry(native_terminal).unwrap();
+        let boot = evaluate(entry, native_serial, TRANSCRIPT).unwrap();
         assert_eq!(boot.native, 3_626_087_498 - 630_752_339);
         assert_eq!(boot.tessera, 2_580_860_406);
         assert_eq!(boot.tsc_hz, 200_000_000);
@@ -217,14 +233,14 @@ mod tests {
 
     #[test]
     fn what_is_missing_is_named() {
-        let error = evaluate("", "linux-guest: tsc 5\n", TRANSCRIPT).unwrap_err();
+        let error = bochs_entry("").unwrap_err();
         assert!(error.to_string().contains("ptime"), "{error}");
-        let error = evaluate("ptime: 10\n", "linux-guest: tsc 5\n", TRANSCRIPT).unwrap_err();
+        let error = evaluate(10, "linux-guest: tsc 5\n", TRANSCRIPT).unwrap_err();
         assert!(
             error.to_string().contains("below the kernel entry"),
             "{error}"
         );
-        let error = evaluate("ptime: 1\n", "linux-guest: tsc 5\n", "").unwrap_err();
+        let error = evaluate(1, "linux-guest: tsc 5\n", "").unwrap_err();
         assert!(error.to_string().contains("under tessera"), "{error}");
         assert!(check_native("Kernel panic").is_err());
     }

@@ -1,11 +1,14 @@
-//! Unmodified Linux guests in Bochs: the Debian 12 cloud kernel with a
-//! busybox initramfs (guest-blobs/linux), started through the Linux boot
-//! protocol straight from GRUB modules, with no BIOS. Each boots once per
-//! test, the two tests side by side.
+//! Unmodified Linux guests in Bochs (VMX) and, in the `_in_qemu` tests, in
+//! QEMU's TCG (SVM): the Debian 12 cloud kernel with a busybox initramfs
+//! (guest-blobs/linux), started through the Linux boot protocol straight
+//! from GRUB modules, with no BIOS. Each boots once per test, the tests
+//! side by side.
 
 mod common;
 
 use common::*;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// What guest-blobs/linux/init's workload prints: constants for the
 /// busybox of Debian 12 (`seq 1 200000`, gzip at its default level).
@@ -36,9 +39,21 @@ fn linux_booted(c: &mut Checks, vm: &str) {
 
 #[test]
 fn two_linux_guests_boot_beside_the_counter_and_the_spinner() {
+    two_linux_guests_boot("bochs");
+}
+
+#[test]
+#[ignore = "needs the SVM backend"]
+fn two_linux_guests_boot_beside_the_counter_and_the_spinner_in_qemu() {
+    two_linux_guests_boot("qemu");
+}
+
+fn two_linux_guests_boot(engine: &str) {
+    static ISO: OnceLock<PathBuf> = OnceLock::new();
     linux_guest();
-    let iso = iso_from_config(&root().join("guest-blobs/linux.toml"), "linux.iso");
-    let (lines, clean, stderr) = boot_in_bochs_with_memory(&iso, "linux", 512, 900);
+    let iso = shared_iso(&ISO, "linux.toml", "linux.iso");
+    let (lines, clean, stderr) =
+        boot_with_memory(iso, &format!("linux-{engine}"), engine, 512, 900);
     let mut c = Checks::new(&lines);
     c.check(clean, "the run did not end in a clean power-off");
     c.has(&["[INFO ] vm linux-a: Linux bzImage image"]);
@@ -66,12 +81,21 @@ fn two_linux_guests_boot_beside_the_counter_and_the_spinner() {
 /// off.
 #[test]
 fn a_linux_guest_reboots_once() {
+    linux_guest_reboots_once("bochs");
+}
+
+#[test]
+#[ignore = "needs the SVM backend"]
+fn a_linux_guest_reboots_once_in_qemu() {
+    linux_guest_reboots_once("qemu");
+}
+
+fn linux_guest_reboots_once(engine: &str) {
+    static ISO: OnceLock<PathBuf> = OnceLock::new();
     linux_guest();
-    let iso = iso_from_config(
-        &root().join("guest-blobs/linux-reboot.toml"),
-        "linux-reboot.iso",
-    );
-    let (lines, clean, stderr) = boot_in_bochs_with_memory(&iso, "linux-reboot", 512, 900);
+    let iso = shared_iso(&ISO, "linux-reboot.toml", "linux-reboot.iso");
+    let (lines, clean, stderr) =
+        boot_with_memory(iso, &format!("linux-reboot-{engine}"), engine, 512, 900);
     let mut c = Checks::new(&lines);
     c.check(clean, "the run did not end in a clean power-off");
     linux_booted(&mut c, "  linux");
