@@ -149,7 +149,7 @@ pub enum DemoKind {
 /// How to boot: shared by `boot` and `demo`.
 #[derive(Debug, Clone, Args)]
 pub struct BootFlags {
-    /// The emulator: auto = KVM when usable with VMX or SVM, else Bochs.
+    /// The emulator: auto = KVM when usable with VMX or SVM, else QEMU (TCG, SVM).
     /// bochs and bochs-uefi exercise the kernel's VMX backend, qemu and
     /// qemu-uefi (TCG) its SVM backend, kvm the host CPU's.
     #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]

@@ -100,7 +100,6 @@ fn hostile_tenants_are_isolated() {
 }
 
 #[test]
-#[ignore = "needs the SVM backend"]
 fn hostile_tenants_are_isolated_in_qemu() {
     tenants_are_isolated("qemu");
 }
@@ -195,7 +194,6 @@ fn exit_floods_do_not_starve_a_neighbour() {
 }
 
 #[test]
-#[ignore = "needs the SVM backend"]
 fn exit_floods_do_not_starve_a_neighbour_in_qemu() {
     floods_do_not_starve("qemu");
 }
@@ -274,10 +272,49 @@ fn delivery_loops_do_not_hang_the_host() {
     delivery_loops_are_stopped("bochs");
 }
 
+/// The same guests under SVM in QEMU. QEMU 7.2's TCG implements neither
+/// alignment checking (a misaligned access at CPL 3 with CR0.AM and
+/// EFLAGS.AC raises no #AC there) nor data breakpoints on the stack pushes
+/// of an event delivery, so neither loop can be built in it: ac-loop's
+/// probes report that no #AC came, and db-loop's armed loop never fires.
+/// What TCG can show is checked: an ordinary #DB (single step, data
+/// breakpoint) goes through SVM's #DB intercept to the guest's own handler
+/// as the CPU would deliver it, and the neighbour keeps its share. The
+/// loops themselves are stopped under VMX (above); SVM intercepts the same
+/// two vectors (`svm::vcpu`, INTERCEPTED_EXCEPTIONS).
 #[test]
-#[ignore = "needs the SVM backend"]
-fn delivery_loops_do_not_hang_the_host_in_qemu() {
-    delivery_loops_are_stopped("qemu");
+fn debug_exceptions_are_reflected_in_qemu() {
+    let (lines, clean, stderr) = boot_within(
+        shared_iso(&DELIVERY_LOOP, "deliveryloop.toml", "deliveryloop.iso"),
+        "deliveryloop-qemu",
+        "qemu",
+        120,
+    );
+    let mut c = Checks::new(&lines);
+    c.check(clean, "the run did not end in a clean power-off");
+    c.check(
+        c.find(&["tessera: CRASH"]).is_none() && c.find(&["tessera: PANIC"]).is_none(),
+        "tessera crashed",
+    );
+    probes_pass(&mut c, "ticker", "ticker", &["fair-share"]);
+    c.has(&[" ticker | ticker: done"]);
+    for probe in ["db-single-step", "db-data-breakpoint"] {
+        c.has(&[" db-loop | deliveryloop: ", &format!("PASS {probe}: ")]);
+    }
+    // Anything else db-loop or ac-loop fails is what TCG cannot emulate.
+    for line in c.lines.iter().filter(|l| l.contains(": FAIL ")) {
+        let tcg_gap =
+            line.contains("FAIL db-delivery-loop") || line.contains(" ac-loop | modes: FAIL ac-");
+        if !tcg_gap {
+            c.problems.push(format!("probe failed: {line}"));
+        }
+    }
+    c.check(
+        common::exit_count(&lines, "db-loop", "exception #DB") >= 2,
+        "db-loop's #DB probes did not exit through the #DB intercept",
+    );
+    c.summary("ticker", "exited", "exit code 0");
+    c.finish(&stderr);
 }
 
 fn delivery_loops_are_stopped(engine: &str) {

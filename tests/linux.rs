@@ -43,7 +43,6 @@ fn two_linux_guests_boot_beside_the_counter_and_the_spinner() {
 }
 
 #[test]
-#[ignore = "needs the SVM backend"]
 fn two_linux_guests_boot_beside_the_counter_and_the_spinner_in_qemu() {
     two_linux_guests_boot("qemu");
 }
@@ -85,7 +84,6 @@ fn a_linux_guest_reboots_once() {
 }
 
 #[test]
-#[ignore = "needs the SVM backend"]
 fn a_linux_guest_reboots_once_in_qemu() {
     linux_guest_reboots_once("qemu");
 }

@@ -233,7 +233,6 @@ fn the_platform_kernel_passes_the_same_probes_natively_and_under_tessera() {
 }
 
 #[test]
-#[ignore = "needs the SVM backend"]
 fn the_platform_kernel_passes_the_same_probes_natively_and_under_tessera_in_qemu() {
     platform_kernel_agrees("qemu");
 }

@@ -37,13 +37,11 @@ fn demo_guests_run_under_uefi() {
 }
 
 #[test]
-#[ignore = "needs the SVM backend"]
 fn demo_guests_run_side_by_side_in_qemu() {
     demo_runs("qemu");
 }
 
 #[test]
-#[ignore = "needs the SVM backend"]
 fn demo_guests_run_under_uefi_in_qemu() {
     demo_runs_under_uefi("qemu-uefi");
 }
@@ -190,7 +188,6 @@ fn bad_modules_are_refused_and_the_rest_run() {
 }
 
 #[test]
-#[ignore = "needs the SVM backend"]
 fn bad_modules_are_refused_and_the_rest_run_in_qemu() {
     bad_modules_are_refused("qemu");
 }
@@ -427,7 +424,6 @@ fn a_hostile_guest_is_contained() {
 }
 
 #[test]
-#[ignore = "needs the SVM backend"]
 fn a_hostile_guest_is_contained_in_qemu() {
     hostile_guest_is_contained("qemu");
 }

@@ -88,6 +88,12 @@ const LEAF1_ECX_OSXSAVE: u32 = 1 << 27;
 const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
 const LEAF7_EBX_INVPCID: u32 = 1 << 10;
 const LEAF7_ECX_WAITPKG: u32 = 1 << 5;
+/// Five-level paging (CPUID.7.0:ECX[16]): not offered. A VM's RAM is far
+/// below what four levels map, the fifth level only lengthens the guest's
+/// walks, and tessera's VMs are then the same on every host (Bochs has no
+/// LA57; QEMU's "max" CPU has it, and Linux turns it on when offered).
+/// CR4.LA57 is refused to match (`Vcpu::supported_cr4` on both backends).
+pub const LEAF7_ECX_LA57: u32 = 1 << 16;
 const LEAF7_ECX_CET_SS: u32 = 1 << 7;
 const LEAF7_ECX_RDPID: u32 = 1 << 22;
 const LEAF7_ECX_PKS: u32 = 1 << 31;
@@ -176,7 +182,11 @@ fn basic_leaf(
         0xb | 0x15 | 0x16 | 0x1f => r = synthetic_leaf(leaf, subleaf, vcpu_id, timing),
         0x7 if subleaf == 0 => {
             r.ebx &= !(LEAF7_EBX_INVPCID | LEAF7_EBX_TSC_ADJUST);
-            r.ecx &= !(LEAF7_ECX_WAITPKG | LEAF7_ECX_CET_SS | LEAF7_ECX_RDPID | LEAF7_ECX_PKS);
+            r.ecx &= !(LEAF7_ECX_WAITPKG
+                | LEAF7_ECX_CET_SS
+                | LEAF7_ECX_RDPID
+                | LEAF7_ECX_PKS
+                | LEAF7_ECX_LA57);
             r.edx &= !(LEAF7_EDX_ARCH_LBR | LEAF7_EDX_CET_IBT | LEAF7_EDX_SPECULATION_MSRS);
         }
         0xd if subleaf == 1 => {
@@ -514,6 +524,11 @@ mod tests {
         let r = guest_view(7, 0, ALL, 0, false, &TIMING);
         assert_eq!(r.ecx & (LEAF7_ECX_CET_SS | LEAF7_ECX_PKS), 0);
         assert_eq!(r.ecx & LEAF7_ECX_RDPID, 0, "RDPID needs enable-RDTSCP");
+        assert_eq!(
+            r.ecx & LEAF7_ECX_LA57,
+            0,
+            "five-level paging is not offered"
+        );
         assert_eq!(
             r.edx & (LEAF7_EDX_ARCH_LBR | LEAF7_EDX_CET_IBT | LEAF7_EDX_SPECULATION_MSRS),
             0

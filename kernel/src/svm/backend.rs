@@ -24,7 +24,9 @@ pub struct SvmBackend {
 
 /// The CR4 bits a guest may set on this CPU: the architectural base and
 /// what CPUID says the CPU has (APM Vol. 2, 3.1.3; the VMX backend gets the
-/// same answer from IA32_VMX_CR4_FIXED1).
+/// same answer from IA32_VMX_CR4_FIXED1), without LA57, which CPUID hides
+/// from guests (`rules::cpuid::LEAF7_ECX_LA57`): Linux on QEMU's "max" CPU
+/// turned it on when it was offered.
 fn supported_cr4() -> u64 {
     let leaf1 = raw_cpuid::cpuid!(1);
     let leaf7 = raw_cpuid::cpuid!(7, 0);
@@ -47,9 +49,6 @@ fn supported_cr4() -> u64 {
         (leaf7.ebx & (1 << 7) != 0, cr4::SMEP),
         (leaf7.ebx & (1 << 20) != 0, cr4::SMAP),
         (leaf7.ecx & (1 << 3) != 0, cr4::PKE),
-        // Five-level paging is the guest's own; the nested tables stay
-        // four-level (their walk has its own depth, APM Vol. 2, 15.25.3).
-        (leaf7.ecx & (1 << 16) != 0, cr4::LA57),
     ];
     for (present, bit) in pairs {
         if present {

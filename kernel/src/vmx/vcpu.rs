@@ -461,7 +461,8 @@ impl Vcpu for VmxVcpu {
     }
 
     fn supported_cr4(&self) -> u64 {
-        self.capabilities.cr4_fixed1 & 0xffff_ffff & !(cr4::VMXE | cr4::SMXE)
+        // LA57 as CPUID leaf 7 hides it (`rules::cpuid::LEAF7_ECX_LA57`).
+        self.capabilities.cr4_fixed1 & 0xffff_ffff & !(cr4::VMXE | cr4::SMXE | cr4::LA57)
     }
 
     fn supported_xcr0(&self) -> u64 {
