@@ -26,8 +26,8 @@
 use super::entry::{self, GuestRegisters};
 use super::exit_code::{self, code, DecodeFeatures, ExitCounts};
 use super::vmcb::{
-    access_rights_from_attributes, attributes_from_access_rights, clean, intercept1, intercept2,
-    tlb_control, virtual_interrupt, Segment, Vmcb,
+    access_rights_from_attributes, attributes_from_access_rights, clean, intercept1, tlb_control,
+    virtual_interrupt, Segment, Vmcb,
 };
 use crate::arch::registers::RSP_NUMBER;
 use crate::arch::xstate::{self, XsaveArea};
@@ -48,43 +48,8 @@ const PAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
 const DR6_DEFAULT: u64 = 0xffff_0ff0;
 /// DR7 after reset: only the always-one bit 10.
 const DR7_DEFAULT: u64 = 0x400;
-/// #DB and #AC, intercepted for the reason VMX intercepts them: their
-/// delivery can raise them again and loop forever inside the CPU
-/// (CVE-2015-8104, CVE-2015-5307).
-const INTERCEPTED_EXCEPTIONS: u32 = (1 << 1) | (1 << 17);
-/// CR0, CR4 and CR8 writes (bits 16 + n of the CR intercept word). CR8
-/// writes exit so that the core's rule refuses reserved bits: with
-/// V_INTR_MASKING they would otherwise only reach V_TPR, and QEMU's TCG
-/// does not check them there.
-const CR_WRITE_INTERCEPTS: u32 = (1 << 16) | (1 << 20) | (1 << 24);
-/// Everything tessera intercepts in the first vector. SMIs are left to
-/// the platform's SMM; IRET is added while an injected NMI is in service.
-const INTERCEPTS1: u32 = intercept1::INTR
-    | intercept1::NMI
-    | intercept1::INIT
-    | intercept1::RDPMC
-    | intercept1::CPUID
-    | intercept1::INVD
-    | intercept1::HLT
-    | intercept1::INVLPGA
-    | intercept1::IOIO_PROT
-    | intercept1::MSR_PROT
-    | intercept1::SHUTDOWN;
-/// Every SVM instruction (tessera does not nest; VMRUN must be intercepted
-/// anyway, 15.5.1), MONITOR/MWAIT (not offered: an MWAIT could stop the
-/// physical CPU), WBINVD and XSETBV.
-const INTERCEPTS2: u32 = intercept2::VMRUN
-    | intercept2::VMMCALL
-    | intercept2::VMLOAD
-    | intercept2::VMSAVE
-    | intercept2::STGI
-    | intercept2::CLGI
-    | intercept2::SKINIT
-    | intercept2::WBINVD
-    | intercept2::MONITOR
-    | intercept2::MWAIT
-    | intercept2::MWAIT_ARMED
-    | intercept2::XSETBV;
+use super::intercepts::{CR_WRITE_INTERCEPTS, INTERCEPTED_EXCEPTIONS, INTERCEPTS1, INTERCEPTS2};
+
 /// RFLAGS.TF, the single-step flag.
 const RFLAGS_TF: u64 = 1 << 8;
 /// DR6.BS, set by a single-step trap.
