@@ -15,6 +15,8 @@ use x86::io::inb;
 const COM1: u16 = 0x3f8;
 const LINE_STATUS: u16 = COM1 + 5;
 const LSR_TRANSMITTER_EMPTY: u8 = 1 << 6;
+/// LSR bit 0: a received byte waits in RBR (or the receive FIFO).
+const LSR_DATA_READY: u8 = 1 << 0;
 
 /// Whether `console=color` asked for ANSI colours.
 static COLOR: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
@@ -91,6 +93,31 @@ pub fn write_fmt(args: fmt::Arguments<'_>) {
     if let Some(serial) = SERIAL.lock().as_mut() {
         let _ = serial.write_fmt(args);
     }
+}
+
+/// Reads the bytes that have arrived on COM1, at most `buffer.len()`;
+/// 0 when none has (or there is no UART). The operator's console polls it
+/// between time slices, so the UART's 16-byte FIFO holds what arrives in
+/// between: enough for typing; a paste faster than that overruns it.
+pub fn read_input(buffer: &mut [u8]) -> usize {
+    let guard = SERIAL.lock();
+    if guard.is_none() {
+        return 0;
+    }
+    let mut count = 0;
+    while count < buffer.len() {
+        // SAFETY: COM1's line status and receive registers; reading them
+        // takes a byte out of the UART, which only this function does.
+        let ready = unsafe { inb(LINE_STATUS) } & LSR_DATA_READY != 0;
+        if !ready {
+            break;
+        }
+        // SAFETY: as above; RBR with DLAB clear (`init` leaves it so).
+        buffer[count] = unsafe { inb(COM1) };
+        count += 1;
+    }
+    drop(guard);
+    count
 }
 
 /// Waits until every byte written so far has left the UART's shift register.

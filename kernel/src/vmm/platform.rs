@@ -473,6 +473,39 @@ impl Platform {
         Some(apics.write_msr(msr, value, &mut cx))
     }
 
+    /// Bytes typed at the operator's console while this VM has the focus:
+    /// they arrive on its COM1's receive line, with the interrupts a real
+    /// UART raises. Returns how many it accepted; the UART counts the ones
+    /// it dropped (FIFO and backlog full: a guest that does not read).
+    pub fn console_input(
+        &mut self,
+        bytes: &[u8],
+        now_ns: u64,
+        console: &mut dyn ConsoleSink,
+    ) -> usize {
+        let Some(id) = self.ports.claimant(serial::COM1_BASE) else {
+            return 0;
+        };
+        self.attention = true;
+        let mut cx = DeviceContext::new(&mut self.lines, console).at(now_ns);
+        match self.ports.device_mut(id) {
+            Some(AnyPortDevice::Serial(uart)) => uart.receive_bytes(bytes, &mut cx),
+            _ => 0,
+        }
+    }
+
+    /// Console input this VM's COM1 dropped because the guest did not read.
+    pub fn console_input_dropped(&self) -> u64 {
+        match self
+            .ports
+            .claimant(serial::COM1_BASE)
+            .and_then(|id| self.ports.device(id))
+        {
+            Some(AnyPortDevice::Serial(uart)) => uart.dropped_bytes(),
+            _ => 0,
+        }
+    }
+
     /// The guest wrote `value` to IA32_TSC at `now_ns`: the local APIC's
     /// TSC-deadline timer compares against the TSC from there on.
     pub fn guest_tsc_written(&mut self, value: u64, now_ns: u64) {
@@ -574,6 +607,43 @@ mod tests {
         // LSR: transmitter empty.
         let (lsr, _) = platform.read_port(0x3fd, AccessSize::Byte, &mut out, &CLOCK, || 7);
         assert_eq!(lsr & 0x60, 0x60);
+    }
+
+    #[test]
+    fn console_input_reaches_com1_and_raises_its_interrupt() {
+        let mut platform = Platform::pc(CONFIG);
+        let mut out: Vec<u8> = Vec::new();
+        // IER.ERBFI: received-data-available interrupts on.
+        platform.write_port(0x3f9, AccessSize::Byte, 1, &mut out, &CLOCK, || 1);
+        assert_eq!(platform.console_input(b"hi", 1, &mut out), 2);
+        assert!(platform.attention());
+        // IIR: received data available (0x04), LSR.DR, then the bytes.
+        let (iir, _) = platform.read_port(0x3fa, AccessSize::Byte, &mut out, &CLOCK, || 2);
+        assert_eq!(iir & 0x0f, 0x04);
+        let mut read = Vec::new();
+        for _ in 0..2 {
+            let (lsr, _) = platform.read_port(0x3fd, AccessSize::Byte, &mut out, &CLOCK, || 3);
+            assert_ne!(lsr & 1, 0);
+            let (byte, _) = platform.read_port(0x3f8, AccessSize::Byte, &mut out, &CLOCK, || 3);
+            read.push(byte as u8);
+        }
+        assert_eq!(read, b"hi");
+        let (lsr, _) = platform.read_port(0x3fd, AccessSize::Byte, &mut out, &CLOCK, || 4);
+        assert_eq!(lsr & 1, 0, "nothing left");
+        assert_eq!(platform.console_input_dropped(), 0);
+    }
+
+    #[test]
+    fn console_input_a_guest_does_not_read_is_dropped_and_counted() {
+        let mut platform = Platform::pc(CONFIG);
+        let mut out: Vec<u8> = Vec::new();
+        let flood = [b'x'; 4096];
+        let accepted = platform.console_input(&flood, 1, &mut out);
+        assert!(accepted < flood.len(), "the UART's queues are bounded");
+        assert_eq!(
+            platform.console_input_dropped(),
+            (flood.len() - accepted) as u64
+        );
     }
 
     /// PC_PORTS is what pc() registers: the bus claims exactly the ports
