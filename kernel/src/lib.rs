@@ -16,7 +16,7 @@
 //! | `vmx`     | control reconciliation, exit reasons, EPT             | VMXON, VMCS, VmxVcpu and VmxBackend, entry/exit, decoding, XSAVE areas |
 //! | `mm`      | physical ranges, the page-table builder               | frame allocator, heap                            |
 //! | `loader`  | guest image formats                                   |                                                  |
-//! | `console` | the per-VM line discipline                            | COM1 output, `println!`, the `log` backend       |
+//! | `console` | the per-VM line discipline; input focus (Ctrl-A x3), input queues, the shell's line editor and command parser | COM1 output, `println!`, the `log` backend       |
 //! | `power`   | the ACPI `\_S5` parser                                | power-off and reset                              |
 //! | `arch`    | the general-register file                             | GDT/TSS/IDT, per-CPU state, host paging, CPU, TSC |
 //!

@@ -1,9 +1,15 @@
 //! The operator's serial console: tessera's own output (the `print!` and
 //! `println!` macros, the `log` backend) and the line discipline that turns
-//! each VM's bytes into whole, prefixed lines.
+//! each VM's bytes into whole, prefixed lines; and its input side: which VM
+//! or the shell has the focus, the per-VM input queues, the shell's line
+//! editor and command parser.
 
+pub mod editor;
+pub mod focus;
+pub mod input_queue;
 pub mod line_buffer;
 #[cfg(target_os = "none")]
 mod serial;
+pub mod shell;
 #[cfg(target_os = "none")]
 pub use serial::*;
