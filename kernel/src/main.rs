@@ -207,9 +207,19 @@ mod kernel {
             vmm::print_refused(&refused);
             idle(options.on_idle, "no module became a VM");
         }
-        vmm::run(&mut vms, options.timeslice_us, tsc_hz);
+        let request = vmm::run(&mut vms, options.timeslice_us, tsc_hz);
         vmm::print_summary(&vms, &refused);
-        idle(options.on_idle, "every VM has stopped")
+        match request {
+            Some(vmm::operator::OperatorRequest::Reboot) => {
+                println!("tessera: rebooting (the operator's reboot)");
+                console::drain();
+                power::reboot()
+            }
+            Some(vmm::operator::OperatorRequest::PowerOff) => {
+                power::power_off("the operator's poweroff")
+            }
+            None => idle(options.on_idle, "every VM has stopped"),
+        }
     }
 
     fn init_memory(boot: &BootInfo) {

@@ -24,6 +24,11 @@ impl Default for LineBuffer {
 }
 
 impl LineBuffer {
+    /// How many bytes wait for the end of their line.
+    pub fn pending(&self) -> usize {
+        self.length
+    }
+
     /// Adds one byte; returns a complete line when one is ready.
     pub fn push(&mut self, byte: u8) -> Option<&[u8]> {
         match byte {

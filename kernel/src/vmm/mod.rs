@@ -23,6 +23,8 @@ pub mod hypercall_handler;
 #[cfg(target_os = "none")]
 pub mod mmio;
 #[cfg(target_os = "none")]
+pub mod operator;
+#[cfg(target_os = "none")]
 pub mod port_io;
 #[cfg(target_os = "none")]
 mod run;

@@ -148,7 +148,13 @@ fn report_memory<V: Vcpu>(vms: &[Vm<V>], free_before: u64, heap_before: u64) {
 
 /// Runs every VM until all have stopped, in round-robin slices of
 /// `timeslice_us` microseconds of wall-clock time (TSC at `tsc_hz`).
-pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
+/// Returns what the operator asked of the machine (`reboot`, `poweroff`), if
+/// the run ended that way rather than with every VM stopped.
+pub fn run<V: Vcpu>(
+    vms: &mut [Vm<V>],
+    timeslice_us: u64,
+    tsc_hz: u64,
+) -> Option<super::operator::OperatorRequest> {
     let slice_tsc = ((timeslice_us as u128 * tsc_hz as u128) / 1_000_000).max(1) as u64;
     log::info!(
         "scheduler: {} VMs, round robin, {} us slices ({} TSC ticks of wall-clock time each)",
@@ -163,7 +169,22 @@ pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
     // microseconds.
     let ratelimit_tsc = slice_tsc.min(tsc_hz / 1000);
     let mut states: Vec<RunState> = Vec::with_capacity(vms.len());
+    let mut operator = super::operator::Operator::new(vms.len(), tsc_hz);
+    operator.announce();
+    // The console is polled between slices and while idle: no wait is
+    // longer than this (20 ms), so a key reaches its VM or the shell soon.
+    let poll_interval = (tsc_hz / 50).max(1);
     loop {
+        let mut loaded = cpu.current_vcpu();
+        let request = operator.poll(vms, &mut loaded);
+        cpu.set_current_vcpu(loaded);
+        if let Some(request) = request {
+            if let Some(previous) = cpu.current_vcpu() {
+                vms[previous].vcpu.unload();
+                cpu.set_current_vcpu(None);
+            }
+            return Some(request);
+        }
         let now = crate::arch::tsc::rdtsc();
         let mut next_wake: Option<u64> = None;
         // The VM whose timer woke it first, which runs next.
@@ -189,7 +210,13 @@ pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
             if let Some(wake) = next_wake {
                 // Every runnable VM is halted until a timer event: wait for
                 // the nearest one.
-                crate::arch::idle::wait_until(wake);
+                crate::arch::idle::wait_until(wake.min(now.saturating_add(poll_interval)));
+                continue;
+            }
+            // Only paused VMs are left besides stopped ones: wait for the
+            // operator's `resume` (or `kill`).
+            if vms.iter().any(|vm| vm.state == RunState::Paused) {
+                crate::arch::idle::wait_until(now.saturating_add(poll_interval));
                 continue;
             }
             // Nothing runnable and no timer pending: sleeping VMs wait for an
@@ -229,6 +256,7 @@ pub fn run<V: Vcpu>(vms: &mut [Vm<V>], timeslice_us: u64, tsc_hz: u64) {
         vms[previous].vcpu.unload();
         cpu.set_current_vcpu(None);
     }
+    None
 }
 
 /// Runs one VM for one time slice, handling its exits. The slice ends at a
@@ -350,6 +378,7 @@ fn stop<V: Vcpu>(vm: &mut Vm<V>, reason: StopReason) {
         StopReason::Fault(what) => log::error!("vm {}: stopped: {}", vm.name, what),
         StopReason::PoweredOff => log::info!("vm {}: powered off", vm.name),
         StopReason::Reset => log::info!("vm {}: reset", vm.name),
+        StopReason::Killed => log::info!("vm {}: killed", vm.name),
     }
     if vm.wants_restart(&reason) {
         log::info!(
@@ -388,6 +417,7 @@ pub fn print_summary<V: Vcpu>(vms: &[Vm<V>], refused: &[Refused]) {
             Some(StopReason::Fault(what)) => ("crashed", what.clone()),
             Some(StopReason::PoweredOff) => ("off", String::from("powered off")),
             Some(StopReason::Reset) => ("reset", String::from("reset, restart limit reached")),
+            Some(StopReason::Killed) => ("killed", String::from("killed by the operator")),
             None => ("running", String::new()),
         };
         crate::println!(

@@ -10,6 +10,8 @@ pub enum RunState {
     Sleeping,
     /// Finished, faulted or killed.
     Stopped,
+    /// Paused by the operator (`pause`): not run until `resume`.
+    Paused,
 }
 
 /// Picks VMs in turn, starting after the last one picked.

@@ -42,6 +42,8 @@ pub enum StopReason {
     /// The guest reset its virtual PC (port 0xCF9, the keyboard
     /// controller's reset line): it starts again, counted as a restart.
     Reset,
+    /// The operator's `kill`.
+    Killed,
 }
 
 impl StopReason {
@@ -78,6 +80,11 @@ impl VmConsole {
 }
 
 impl VmConsole {
+    /// How many bytes of an unfinished line wait (a shell prompt).
+    pub fn pending(&self) -> usize {
+        self.line.pending()
+    }
+
     /// Takes one byte; prints the line it completes. Returns whether it
     /// printed one (the expensive part: the serial port's pace).
     pub fn push(&mut self, byte: u8) -> bool {
