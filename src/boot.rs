@@ -2,6 +2,11 @@
 //! console to stdout (and to the `--log` file, raw), judges the transcript, and
 //! makes sure the emulator is gone when the tool returns.
 //!
+//! When asked (`--input`, or a terminal on standard input), COM1 also
+//! carries bytes into the guest: see [`crate::serial_link`] for the wiring,
+//! [`crate::script`] for scripted sessions and [`crate::terminal`] for the
+//! interactive one.
+//!
 //! Success means the kernel said `tessera: powering off` and the emulator then
 //! exited by itself, with no crash report in between. Everything else — a crash,
 //! GRUB giving up, the emulator dying early, a timeout, Ctrl-C — is a failure
@@ -16,12 +21,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::engine::{self, Engine, EngineChoice, HostVirtualization, Machine, Tsc};
+use crate::engine::{self, Com1, Engine, EngineChoice, HostVirtualization, Machine, Tsc};
 use crate::process;
+use crate::script::{self, LineMatcher, Runner, Script};
+use crate::serial_link::SerialLink;
+use crate::terminal;
 use crate::transcript::{ControlStripper, MirrorFilter, Transcript, Verdict};
 
 /// How often the serial log is polled for new output.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// The same while someone types: an echo should not lag behind the key.
+const INPUT_POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// How long the guest's last output may take to come out of the socket
+/// once the emulator has gone.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(2);
 /// How long a crash report gets to finish before the emulator is stopped.
 const CRASH_GRACE: Duration = Duration::from_secs(2);
 /// How long the emulator gets to exit after the kernel announced its power-off.
@@ -44,6 +57,20 @@ pub struct BootOptions {
     pub log: Option<PathBuf>,
     /// What the guest-visible TSC counts.
     pub tsc: Tsc,
+    /// What goes into the serial port.
+    pub input: Input,
+}
+
+/// What the serial port receives.
+#[derive(Debug, Clone, Default)]
+pub enum Input {
+    /// Nothing: COM1 is output only, written to a file by the emulator.
+    #[default]
+    None,
+    /// A scripted session (`--input`).
+    Script(Script),
+    /// The keys typed on this terminal, in raw mode, until [`terminal::ESCAPE_KEY`].
+    Terminal,
 }
 
 /// How a boot ended.
@@ -90,19 +117,32 @@ pub enum Outcome {
     },
     /// Stopped by a signal (Ctrl-C).
     Interrupted,
+    /// The operator ended the emulator ([`terminal::ESCAPE_KEY`], or the
+    /// script's `@quit`) before anything else decided the run.
+    Quit {
+        /// How.
+        how: String,
+    },
+    /// A `@wait` of the `--input` script ran out of time.
+    ScriptStalled {
+        /// Which wait, for what, how long.
+        why: String,
+    },
 }
 
 impl Outcome {
     /// The tool's exit status for this outcome (documented in `boot --help`).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Outcome::PoweredOff { .. } => 0,
+            // A session the operator ended on purpose, with no crash seen.
+            Outcome::PoweredOff { .. } | Outcome::Quit { .. } => 0,
             Outcome::Crashed { .. } => 3,
             Outcome::TimedOut { .. } => 4,
             Outcome::EmulatorExited { .. } | Outcome::DidNotPowerOff => 5,
             Outcome::BootloaderFailed { .. } => 6,
             Outcome::VmsRefused { .. } => 7,
             Outcome::NoGuestCouldRun { .. } => 8,
+            Outcome::ScriptStalled { .. } => 9,
             Outcome::Interrupted => 130,
         }
     }
@@ -148,6 +188,8 @@ impl Outcome {
                  it cannot run guests here ({reason})"
             ),
             Outcome::Interrupted => "interrupted".into(),
+            Outcome::Quit { how } => format!("the emulator was ended ({how})"),
+            Outcome::ScriptStalled { why } => why.clone(),
         }
     }
 }
@@ -182,7 +224,14 @@ pub fn boot(options: &BootOptions) -> Result<Outcome> {
         .prefix("tessera-boot-")
         .tempdir()
         .context("cannot create a work directory")?;
-    let launch = engine::prepare(engine, &options.iso, machine, workdir.path())?;
+    let (mut link, com1) = match options.input {
+        Input::None => (None, Com1::File),
+        Input::Script(_) | Input::Terminal => {
+            let (link, com1) = SerialLink::listen(engine, workdir.path())?;
+            (Some(link), com1)
+        }
+    };
+    let launch = engine::prepare_wired(engine, &options.iso, machine, com1, workdir.path())?;
     let mut raw_log = match &options.log {
         Some(path) => Some(create_log(path)?),
         None => None,
@@ -217,15 +266,57 @@ pub fn boot(options: &BootOptions) -> Result<Outcome> {
         .with_context(|| format!("cannot start {}", engine.name()))?;
 
     let mut console = Console::new(&launch.serial_log, engine.firmware_mirrors_serial());
+    let mut runner = match &options.input {
+        Input::Script(script) => Some((Runner::new(script.clone()), LineMatcher::default())),
+        Input::None | Input::Terminal => None,
+    };
+    let escaped = Arc::new(AtomicBool::new(false));
+    // Raw mode from here on: the emulator has started, and every way out of
+    // this function (a return, `?`, a signal turned into `Interrupted`) drops
+    // the guard; a panic restores the terminal through its hook.
+    let raw_mode = match (&options.input, &link) {
+        (Input::Terminal, Some(link)) => {
+            let guard = terminal::RawMode::enter().context("switching the terminal to raw mode")?;
+            eprintln!(
+                "tessera: the console takes your keys (Ctrl-C too); {} ends the emulator",
+                terminal::ESCAPE_NAME
+            );
+            terminal::forward_keys(link.keys(), Arc::clone(&escaped));
+            Some(guard)
+        }
+        _ => None,
+    };
+    let poll_interval = if link.is_some() {
+        INPUT_POLL_INTERVAL
+    } else {
+        POLL_INTERVAL
+    };
     let started = Instant::now();
     let mut crash_seen: Option<Instant> = None;
     let mut power_off_seen: Option<Instant> = None;
 
     let outcome = loop {
         let exit = child.try_wait().context("waiting for the emulator")?;
+        if let Some(link) = link.as_mut() {
+            link.poll()?;
+            if exit.is_some() {
+                link.drain(DRAIN_PATIENCE);
+            }
+        }
         // Read after checking for exit, so that an exit implies everything the
         // emulator wrote has been read.
-        console.poll(raw_log.as_mut());
+        let fresh = console.poll(raw_log.as_mut());
+        // The script sees the last output too, so that a note can say how far it got.
+        let mut script_end = None;
+        if let (Some((runner, matcher)), Some(link)) = (runner.as_mut(), link.as_ref()) {
+            matcher.push(&String::from_utf8_lossy(&fresh));
+            let progress = runner.advance(Instant::now(), matcher);
+            for bytes in progress.sends {
+                // The writing thread lives as long as the link.
+                let _ = link.keys().send(bytes);
+            }
+            script_end = progress.end;
+        }
         if let Some(status) = exit {
             console.finish();
             break match console.transcript.verdict(true) {
@@ -262,6 +353,20 @@ pub fn boot(options: &BootOptions) -> Result<Outcome> {
                     .load(Ordering::SeqCst)
                     .then_some(Outcome::Interrupted)
             })
+            .or_else(|| match script_end.take() {
+                Some(end @ script::End::Quit { .. }) => Some(Outcome::Quit {
+                    how: end.to_string(),
+                }),
+                Some(end @ script::End::Stalled { .. }) => Some(Outcome::ScriptStalled {
+                    why: end.to_string(),
+                }),
+                None => None,
+            })
+            .or_else(|| {
+                escaped.load(Ordering::SeqCst).then(|| Outcome::Quit {
+                    how: format!("{} pressed", terminal::ESCAPE_NAME),
+                })
+            })
             .or_else(|| {
                 options
                     .timeout
@@ -270,12 +375,23 @@ pub fn boot(options: &BootOptions) -> Result<Outcome> {
             });
         if let Some(outcome) = decided {
             process::kill_tree(&mut child);
+            if let Some(link) = link.as_mut() {
+                link.drain(DRAIN_PATIENCE);
+            }
             console.poll(raw_log.as_mut());
             console.finish();
-            break outcome;
+            break match (outcome, console.transcript.verdict(false)) {
+                // Ending the emulator must not hide a crash it had reported.
+                (Outcome::Quit { .. }, Verdict::Crashed { line }) => Outcome::Crashed { line },
+                (outcome, _) => outcome,
+            };
         }
-        std::thread::sleep(POLL_INTERVAL);
+        std::thread::sleep(poll_interval);
     };
+    drop(raw_mode);
+    if let Some(at) = runner.as_ref().and_then(|(runner, _)| runner.pending()) {
+        eprintln!("tessera: note: the --input script did not get past {at}");
+    }
 
     if let Some(log) = raw_log.as_mut() {
         log.flush().context("writing the log")?;
@@ -327,17 +443,18 @@ impl Console {
         }
     }
 
-    fn poll(&mut self, mut raw_log: Option<&mut File>) {
+    /// Reads what is new; returns it cleaned (as the transcript got it).
+    fn poll(&mut self, mut raw_log: Option<&mut File>) -> Vec<u8> {
         if self.file.is_none() {
             // The emulator creates the file when it starts.
             self.file = File::open(&self.path).ok();
         }
         let Some(file) = self.file.as_mut() else {
-            return;
+            return Vec::new();
         };
         let mut raw = Vec::new();
         if file.read_to_end(&mut raw).is_err() || raw.is_empty() {
-            return;
+            return Vec::new();
         }
         if let Some(log) = raw_log.as_mut() {
             // A full disk must not stop the supervision of the emulator.
@@ -346,7 +463,7 @@ impl Console {
         let mut clean = Vec::with_capacity(raw.len());
         self.stripper.strip(&raw, &mut clean);
         if clean.is_empty() {
-            return;
+            return clean;
         }
         self.transcript.push(&clean);
         match self.mirror.as_mut() {
@@ -357,6 +474,7 @@ impl Console {
             }
             None => self.show(&clean),
         }
+        clean
     }
 
     fn show(&mut self, text: &[u8]) {
@@ -445,7 +563,10 @@ fn keep_diagnostics(
     // modules or could run none: its transcript says why.
     if matches!(
         outcome,
-        Outcome::PoweredOff { .. } | Outcome::VmsRefused { .. } | Outcome::NoGuestCouldRun { .. }
+        Outcome::PoweredOff { .. }
+            | Outcome::VmsRefused { .. }
+            | Outcome::NoGuestCouldRun { .. }
+            | Outcome::Quit { .. }
     ) {
         return;
     }
@@ -481,6 +602,7 @@ mod tests {
                 reason: String::new(),
             },
             Outcome::Interrupted,
+            Outcome::ScriptStalled { why: "x".into() },
         ];
         let codes: Vec<u8> = outcomes.iter().map(Outcome::exit_code).collect();
         assert!(

@@ -44,7 +44,9 @@ pub enum Commands {
     /// kernel; 7 when the kernel refused a module ("VM not created") and ran
     /// the rest; 8 when no guest could run at all (the CPU offers no hardware
     /// virtualization the kernel can use); 130 when interrupted; 1 for any
-    /// other error. The reason goes to stderr.
+    /// other error; with --input, 9 when a `@wait` timed out, and 0 also
+    /// when `@quit` (or, typing at a terminal, Ctrl-]) ended the emulator
+    /// without a crash. The reason goes to stderr.
     Boot(BootArgs),
     /// Boot the `bench` guest and report the round trip of a guest CPUID, a
     /// hypercall, an unhandled port read, a PIT write, a local APIC MMIO
@@ -175,6 +177,17 @@ pub struct BootFlags {
     /// instructions; KVM's cannot.
     #[arg(long)]
     pub count_instructions: bool,
+    /// Type a scripted session into the serial console: FILE, or `-` for
+    /// standard input (read to its end before the boot). A line is typed
+    /// followed by Enter (CR); `@wait TEXT` waits for a console line
+    /// containing TEXT (60 s, or what `@timeout S` set; exit status 9 when it
+    /// does not come); `@send TEXT` sends without Enter; `@sleep MS`;
+    /// `@quit` ends the emulator (exit status 0 unless it crashed); `@#` is
+    /// a comment, `@@` types a leading `@`. Escapes: \r \n \t \e \\ \xHH.
+    /// Without --input, a terminal on standard input is the console's
+    /// keyboard (Ctrl-] ends the emulator); anything else is not read.
+    #[arg(long, value_name = "FILE|-")]
+    pub input: Option<PathBuf>,
 }
 
 impl Default for BootFlags {
@@ -186,6 +199,7 @@ impl Default for BootFlags {
             log: None,
             mem: 512,
             count_instructions: false,
+            input: None,
         }
     }
 }

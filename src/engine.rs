@@ -262,8 +262,11 @@ pub struct Machine {
 pub mod files {
     /// A symbolic link to the ISO being booted.
     pub const ISO: &str = "tessera.iso";
-    /// The serial port's output, written by the emulator.
+    /// The serial port's output, written by the emulator (or, when the tool
+    /// types into the console, by the tool from [`SERIAL_SOCKET`]).
     pub const SERIAL: &str = "serial.log";
+    /// The Unix socket QEMU connects COM1 to when the tool types into the console.
+    pub const SERIAL_SOCKET: &str = "com1.sock";
     /// The writable copy of OVMF's variable store.
     pub const OVMF_VARS: &str = "OVMF_VARS.fd";
     /// Bochs' configuration.
@@ -280,6 +283,19 @@ pub mod files {
     pub const QMP_SOCKET: &str = "qmp.sock";
 }
 
+/// Where the emulator wires COM1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Com1 {
+    /// Output only, to [`files::SERIAL`]: nothing is typed.
+    #[default]
+    File,
+    /// Both ways through [`files::SERIAL_SOCKET`], where the tool listens (QEMU).
+    UnixSocket,
+    /// Both ways through this TCP port of 127.0.0.1, where the tool listens
+    /// (Bochs, whose serial sockets are TCP only).
+    TcpPort(u16),
+}
+
 /// The three ways this tool runs QEMU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QemuFlavor {
@@ -292,7 +308,7 @@ pub enum QemuFlavor {
 }
 
 /// The QEMU arguments for one flavor, relative to the work directory.
-pub fn qemu_args(flavor: QemuFlavor, machine: Machine) -> Vec<OsString> {
+pub fn qemu_args(flavor: QemuFlavor, machine: Machine, com1: Com1) -> Vec<OsString> {
     let mut args: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
     match flavor {
@@ -325,9 +341,21 @@ pub fn qemu_args(flavor: QemuFlavor, machine: Machine) -> Vec<OsString> {
     }
     let cpus = machine.cpus.to_string();
     let mem = machine.mem_mib.to_string();
-    let serial = format!("file:{}", files::SERIAL);
     push(&["-smp", &cpus, "-m", &mem]);
     push(&["-cdrom", files::ISO, "-boot", "d"]);
+    let serial = match com1 {
+        Com1::File => format!("file:{}", files::SERIAL),
+        // A client socket: QEMU connects while it starts, before the guest
+        // runs, and fails at once if the tool is not listening.
+        Com1::UnixSocket | Com1::TcpPort(_) => {
+            let socket = match com1 {
+                Com1::TcpPort(port) => format!("socket,id=com1,host=127.0.0.1,port={port}"),
+                _ => format!("socket,id=com1,path={}", files::SERIAL_SOCKET),
+            };
+            push(&["-chardev", &socket]);
+            "chardev:com1".to_owned()
+        }
+    };
     push(&["-display", "none", "-serial", &serial, "-monitor", "none"]);
     // A triple fault ends the run instead of rebooting into GRUB again.
     push(&["-no-reboot"]);
@@ -347,13 +375,22 @@ pub enum BochsFirmware {
 }
 
 /// Bochs' configuration, relative to the work directory.
-pub fn bochsrc(machine: Machine, firmware: BochsFirmware) -> String {
+pub fn bochsrc(machine: Machine, firmware: BochsFirmware, com1: Com1) -> String {
     let firmware_lines = match firmware {
         BochsFirmware::Bios => format!("romimage: file={BOCHS_BIOS}\n"),
         BochsFirmware::Uefi => format!(
             "romimage: file={OVMF_COMBINED}, address={OVMF_BOCHS_ADDRESS:#x}\n\
              pci: enabled=1, chipset=i440fx\n"
         ),
+    };
+    let com1 = match com1 {
+        Com1::File => format!("com1: enabled=1, mode=file, dev={}", files::SERIAL),
+        // Bochs connects while it starts; a refused connection would leave
+        // COM1 unconnected, with only an error in its log.
+        Com1::TcpPort(port) => {
+            format!("com1: enabled=1, mode=socket-client, dev=127.0.0.1:{port}")
+        }
+        Com1::UnixSocket => unreachable!("`prepare` refuses Unix sockets for Bochs"),
     };
     format!(
         "\
@@ -366,7 +403,7 @@ cpu: model=corei7_skylake_x, count={cpus}, ips=200000000, reset_on_triple_fault=
 ata0-master: type=cdrom, path={iso}, status=inserted
 boot: cdrom
 display_library: term
-com1: enabled=1, mode=file, dev={serial}
+{com1}
 port_e9_hack: enabled=1
 log: {log}
 # Nobody is there to answer Bochs' questions: a panic ends the run.
@@ -377,7 +414,6 @@ error: action=report
         cpus = machine.cpus,
         vga = BOCHS_VGA_BIOS,
         iso = files::ISO,
-        serial = files::SERIAL,
         log = files::BOCHS_LOG,
     )
 }
@@ -395,6 +431,20 @@ pub struct Launch {
 
 /// Prepares `workdir` for booting `iso` with `engine` and returns the command.
 pub fn prepare(engine: Engine, iso: &Path, machine: Machine, workdir: &Path) -> Result<Launch> {
+    prepare_wired(engine, iso, machine, Com1::File, workdir)
+}
+
+/// [`prepare`] with COM1 wired as `com1`.
+pub fn prepare_wired(
+    engine: Engine,
+    iso: &Path,
+    machine: Machine,
+    com1: Com1,
+    workdir: &Path,
+) -> Result<Launch> {
+    if com1 == Com1::UnixSocket && matches!(engine, Engine::Bochs | Engine::BochsUefi) {
+        bail!("Bochs 2.7 connects its serial port to TCP sockets only");
+    }
     if machine.tsc == Tsc::Instructions && !engine.counts_instructions() {
         bail!(
             "{} runs guests on the real CPU, whose TSC cannot count instructions",
@@ -418,7 +468,7 @@ pub fn prepare(engine: Engine, iso: &Path, machine: Machine, workdir: &Path) -> 
                     .with_context(|| format!("copying {OVMF_VARS}"))?;
             }
             let mut command = Command::new("qemu-system-x86_64");
-            command.args(qemu_args(flavor, machine));
+            command.args(qemu_args(flavor, machine, com1));
             (command, None)
         }
         Engine::Bochs | Engine::BochsUefi => {
@@ -426,7 +476,10 @@ pub fn prepare(engine: Engine, iso: &Path, machine: Machine, workdir: &Path) -> 
                 Engine::BochsUefi => BochsFirmware::Uefi,
                 _ => BochsFirmware::Bios,
             };
-            std::fs::write(workdir.join(files::BOCHSRC), bochsrc(machine, firmware))?;
+            std::fs::write(
+                workdir.join(files::BOCHSRC),
+                bochsrc(machine, firmware, com1),
+            )?;
             std::fs::write(workdir.join(files::BOCHS_COMMANDS), "c\nquit\n")?;
             // Bochs as Debian builds it stops at its debugger prompt (hence the
             // command file) and has only terminal displays, which need a terminal:
@@ -584,7 +637,7 @@ mod tests {
             mem_mib: 512,
             tsc: Tsc::Usual,
         };
-        let tcg = joined(&qemu_args(QemuFlavor::Tcg, machine));
+        let tcg = joined(&qemu_args(QemuFlavor::Tcg, machine, Com1::File));
         assert!(tcg.starts_with("-cpu max "), "{tcg}");
         assert!(!tcg.contains("-icount"), "{tcg}");
         for part in [
@@ -601,12 +654,12 @@ mod tests {
         }
         assert!(!tcg.contains("pflash") && !tcg.contains("kvm"));
 
-        let uefi = joined(&qemu_args(QemuFlavor::TcgUefi, machine));
+        let uefi = joined(&qemu_args(QemuFlavor::TcgUefi, machine, Com1::File));
         assert!(uefi.contains(
             "-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd \
              -drive if=pflash,format=raw,file=OVMF_VARS.fd"
         ));
-        let kvm = joined(&qemu_args(QemuFlavor::Kvm, machine));
+        let kvm = joined(&qemu_args(QemuFlavor::Kvm, machine, Com1::File));
         assert!(kvm.starts_with("-enable-kvm -cpu host "), "{kvm}");
     }
 
@@ -618,7 +671,7 @@ mod tests {
             tsc: Tsc::Instructions,
         };
         for flavor in [QemuFlavor::Tcg, QemuFlavor::TcgUefi] {
-            let args = joined(&qemu_args(flavor, machine));
+            let args = joined(&qemu_args(flavor, machine, Com1::File));
             assert!(
                 args.starts_with("-cpu max -icount shift=0,sleep=off "),
                 "{args}"
@@ -631,8 +684,9 @@ mod tests {
                 ..machine
             },
             BochsFirmware::Bios,
+            Com1::File,
         );
-        assert_eq!(bochsrc(machine, BochsFirmware::Bios), usual);
+        assert_eq!(bochsrc(machine, BochsFirmware::Bios, Com1::File), usual);
     }
 
     #[test]
@@ -642,7 +696,7 @@ mod tests {
             mem_mib: 256,
             tsc: Tsc::Usual,
         };
-        let rc = bochsrc(machine, BochsFirmware::Bios);
+        let rc = bochsrc(machine, BochsFirmware::Bios, Com1::File);
         for line in [
             "megs: 256",
             "cpu: model=corei7_skylake_x, count=2, ips=200000000, reset_on_triple_fault=0",
@@ -657,7 +711,7 @@ mod tests {
         }
         assert!(rc.contains("romimage: file=/usr/share/bochs/BIOS-bochs-latest\n"));
         assert!(!rc.contains("pci:"));
-        let uefi = bochsrc(machine, BochsFirmware::Uefi);
+        let uefi = bochsrc(machine, BochsFirmware::Uefi, Com1::File);
         for line in [
             "romimage: file=/usr/share/ovmf/OVMF.fd, address=0xffe00000",
             "pci: enabled=1, chipset=i440fx",
@@ -669,6 +723,43 @@ mod tests {
             );
         }
         assert!(!uefi.contains("BIOS-bochs-latest"));
+    }
+
+    #[test]
+    fn com1_as_a_socket_to_the_tool() {
+        let machine = Machine {
+            cpus: 1,
+            mem_mib: 512,
+            tsc: Tsc::Usual,
+        };
+        let qemu = joined(&qemu_args(QemuFlavor::Tcg, machine, Com1::UnixSocket));
+        assert!(
+            qemu.contains(
+                "-chardev socket,id=com1,path=com1.sock -display none -serial chardev:com1 "
+            ),
+            "{qemu}"
+        );
+        assert!(
+            !qemu.contains("file:") && !qemu.contains("server"),
+            "{qemu}"
+        );
+        let rc = bochsrc(machine, BochsFirmware::Bios, Com1::TcpPort(4567));
+        assert!(
+            rc.lines()
+                .any(|l| l == "com1: enabled=1, mode=socket-client, dev=127.0.0.1:4567"),
+            "{rc}"
+        );
+        assert!(!rc.contains("mode=file"));
+        let dir = tempfile::tempdir().unwrap();
+        let error = prepare_wired(
+            Engine::Bochs,
+            Path::new("x.iso"),
+            machine,
+            Com1::UnixSocket,
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("TCP"), "{error}");
     }
 
     #[test]

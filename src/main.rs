@@ -19,6 +19,9 @@ mod options;
 mod process;
 mod qmp;
 mod scale;
+mod script;
+mod serial_link;
+mod terminal;
 mod transcript;
 mod workspace;
 
@@ -29,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use crate::boot::BootOptions;
+use crate::boot::{BootOptions, Input};
 use crate::cli::{BenchArgs, BootFlags, Cli, Commands, DemoArgs, DemoKind};
 use crate::config::Config;
 use crate::engine::{HostVirtualization, Tsc};
@@ -190,6 +193,8 @@ impl BenchRun {
             timeout: self.timeout(),
             log: Some(log.to_owned()),
             tsc: self.tsc,
+            // Measurements are never typed into.
+            input: Input::None,
         })
     }
 
@@ -414,7 +419,32 @@ fn load_config(path: &Path) -> Result<Config> {
     Ok(config)
 }
 
+/// What `boot` and `demo` send into the serial port: the `--input` script,
+/// else the terminal's keys when standard input is one in the foreground,
+/// else nothing (standard input is not read).
+fn console_input(flags: &BootFlags) -> Result<Input> {
+    let Some(path) = &flags.input else {
+        return Ok(if terminal::stdin_is_interactive() {
+            Input::Terminal
+        } else {
+            Input::None
+        });
+    };
+    let (source, text) = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("reading the --input script from standard input")?;
+        ("<stdin>".to_owned(), text)
+    } else {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the --input script {}", path.display()))?;
+        (path.display().to_string(), text)
+    };
+    Ok(Input::Script(script::parse(&source, &text)?))
+}
+
 fn boot_iso(iso: &Path, flags: &BootFlags) -> Result<u8> {
+    let input = console_input(flags)?;
     let outcome = boot::boot(&BootOptions {
         iso: iso.to_owned(),
         engine: flags.engine,
@@ -423,6 +453,7 @@ fn boot_iso(iso: &Path, flags: &BootFlags) -> Result<u8> {
         timeout: flags.timeout(),
         log: flags.log.clone(),
         tsc: flags.tsc(),
+        input,
     })?;
     Ok(outcome.exit_code())
 }
