@@ -9,16 +9,17 @@
 //!
 //! | module    | pure                                                  | machine                                          |
 //! |-----------|-------------------------------------------------------|--------------------------------------------------|
-//! | `vmm`     | the vCPU seam and exit enum, scheduler, hypercall ABI, delivery-loop rule | VMs, the run loop, exit and hypercall handling, port I/O |
+//! | `vmm`     | the vCPU seam and exit enum, scheduler, hypercall ABI, delivery-loop rule | VMs, the run loop, exit and hypercall handling, port I/O, the operator console |
 //! | `rules`   | what an exit's outcome is: CR/EFER/XCR0/MSR/CPUID, I/O decoding, string-I/O addressing, MMIO instruction decoding and its ALU flags | |
 //! | `devices` | port/MMIO device traits, the bus, interrupt lines, the 16550A |                                          |
 //! | `firmware` | the guest's ACPI and MP tables, BIOS data area and memory map; the platform's fixed layout (`firmware/layout.rs`) |  |
-//! | `vmx`     | control reconciliation, exit reasons, EPT             | VMXON, VMCS, VmxVcpu and VmxBackend, entry/exit, decoding, XSAVE areas |
+//! | `vmx`     | control reconciliation, exit reasons, EPT             | VMXON, VMCS, VmxVcpu and VmxBackend, entry/exit, decoding |
+//! | `svm`     | features, VMCB layout, intercepts, permission maps, exit codes, NPT | enabling, VMRUN entry/exit, SvmVcpu and SvmBackend |
 //! | `mm`      | physical ranges, the page-table builder               | frame allocator, heap                            |
 //! | `loader`  | guest image formats                                   |                                                  |
-//! | `console` | the per-VM line discipline; input focus (Ctrl-A x3), input queues, the shell's line editor and command parser | COM1 output, `println!`, the `log` backend       |
+//! | `console` | the per-VM line discipline; input focus (Ctrl-A x3), the shell's line editor and command parser | COM1 output and input, `println!`, the `log` backend |
 //! | `power`   | the ACPI `\_S5` parser                                | power-off and reset                              |
-//! | `arch`    | the general-register file                             | GDT/TSS/IDT, per-CPU state, host paging, CPU, TSC |
+//! | `arch`    | the general-register file                             | GDT/TSS/IDT, per-CPU state, host paging, CPU, TSC, the host timer, XSAVE areas |
 //!
 //! Citations: "SDM" is the Intel 64 and IA-32 Architectures Software
 //! Developer's Manual in its editions since 2024 (order number 325462-084US,

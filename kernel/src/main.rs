@@ -207,7 +207,11 @@ mod kernel {
             vmm::print_refused(&refused);
             idle(options.on_idle, "no module became a VM");
         }
-        let request = vmm::run(&mut vms, options.timeslice_us, tsc_hz);
+        let stay = options.on_idle == IdleAction::Shell;
+        if stay {
+            println!("tessera: on-idle=shell: the shell stays when every VM has stopped");
+        }
+        let request = vmm::run(&mut vms, options.timeslice_us, tsc_hz, stay);
         vmm::print_summary(&vms, &refused);
         match request {
             Some(vmm::operator::OperatorRequest::Reboot) => {
@@ -348,8 +352,10 @@ mod kernel {
                 console::drain();
                 arch::halt_forever()
             }
+            // Before any VM ran (nothing to run, no virtualization): there
+            // is nothing for the shell to act on.
             IdleAction::Shell => {
-                log::warn!("on-idle=shell: the operator shell is not in this build; halting");
+                println!("tessera: halted (on-idle=shell, but no VM to drive); reset the machine to restart");
                 console::drain();
                 arch::halt_forever()
             }

@@ -101,4 +101,16 @@ mod tests {
         let lines = feed(&mut buffer, b"a\x1b[2Jb\xff\n");
         assert_eq!(lines, [b"a?[2Jb?".to_vec()]);
     }
+
+    #[test]
+    fn pending_counts_the_unfinished_line() {
+        let mut buffer = LineBuffer::default();
+        assert_eq!(buffer.pending(), 0);
+        for &byte in b"~ # " {
+            assert_eq!(buffer.push(byte), None);
+        }
+        assert_eq!(buffer.pending(), 4, "a prompt waits for its newline");
+        assert_eq!(buffer.flush(), Some(&b"~ # "[..]));
+        assert_eq!(buffer.pending(), 0);
+    }
 }

@@ -75,6 +75,8 @@ impl Operator {
         crate::println!(
             "console: type here; Ctrl-A three times moves the focus (VMs, then the tessera shell), Ctrl-A a sends a Ctrl-A"
         );
+        // The focus starts on the shell.
+        crate::print!("{}", PROMPT);
     }
 
     /// Reads what has arrived on the host console and acts on it. `loaded`
@@ -110,7 +112,9 @@ impl Operator {
                         match self.editor.feed(key, echo) {
                             Some(EditorEvent::Line(line)) => {
                                 request = request.or(self.execute(&line, vms, loaded));
-                                crate::print!("{}", PROMPT);
+                                if request.is_none() {
+                                    crate::print!("{}", PROMPT);
+                                }
                             }
                             Some(EditorEvent::Cancelled) => crate::print!("{}", PROMPT),
                             None => {}

@@ -149,11 +149,14 @@ fn report_memory<V: Vcpu>(vms: &[Vm<V>], free_before: u64, heap_before: u64) {
 /// Runs every VM until all have stopped, in round-robin slices of
 /// `timeslice_us` microseconds of wall-clock time (TSC at `tsc_hz`).
 /// Returns what the operator asked of the machine (`reboot`, `poweroff`), if
-/// the run ended that way rather than with every VM stopped.
+/// the run ended that way rather than with every VM stopped. With `stay`
+/// (`on-idle=shell`) it does not end when every VM has stopped: the console
+/// goes on, to restart VMs or power off.
 pub fn run<V: Vcpu>(
     vms: &mut [Vm<V>],
     timeslice_us: u64,
     tsc_hz: u64,
+    stay: bool,
 ) -> Option<super::operator::OperatorRequest> {
     let slice_tsc = ((timeslice_us as u128 * tsc_hz as u128) / 1_000_000).max(1) as u64;
     log::info!(
@@ -231,6 +234,10 @@ pub fn run<V: Vcpu>(
                 any = true;
             }
             if any {
+                continue;
+            }
+            if stay {
+                crate::arch::idle::wait_until(now.saturating_add(poll_interval));
                 continue;
             }
             break;
