@@ -137,17 +137,7 @@ pub fn handle<V: Vcpu>(vm: &mut Vm<V>, exit: Exit) -> Outcome {
         // one is not the guest's doing.
         Exit::Sipi | Exit::ExternalInterrupt | Exit::Nmi => Outcome::Continue,
         Exit::Init => stop(String::from("received an INIT signal")),
-        Exit::TripleFault => {
-            // The instruction that faulted, for the report (cold path).
-            let (bytes, length) = super::mmio::fetch(vm);
-            log::error!(
-                "vm {}: triple fault: {}; instruction bytes {:02x?}",
-                vm.name,
-                vm.vcpu.describe(),
-                &bytes[..length]
-            );
-            stop(format!("triple fault at RIP {:#x}", vm.vcpu.rip()))
-        }
+        Exit::TripleFault => triple_fault(vm),
         Exit::UnmappedMemory { address, access } => {
             match super::mmio::handle(vm, address, access) {
                 Some(outcome) => outcome,
@@ -192,7 +182,25 @@ fn requested(request: Option<VmRequest>) -> Outcome {
     }
 }
 
+/// A triple fault ends the VM; the report gives its state and the
+/// instruction bytes at RIP. Cold and out of line, like every rare exit
+/// here, so that the common exits' dispatch stays small.
+#[cold]
+#[inline(never)]
+fn triple_fault<V: Vcpu>(vm: &mut Vm<V>) -> Outcome {
+    let (bytes, length) = super::mmio::fetch(vm);
+    log::error!(
+        "vm {}: triple fault: {}; instruction bytes {:02x?}",
+        vm.name,
+        vm.vcpu.describe(),
+        &bytes[..length]
+    );
+    stop(format!("triple fault at RIP {:#x}", vm.vcpu.rip()))
+}
+
 /// An access to guest-physical memory that is neither RAM nor a device.
+#[cold]
+#[inline(never)]
 fn unmapped<V: Vcpu>(vm: &mut Vm<V>, address: u64, access: super::exit::MemoryAccess) -> Outcome {
     let vcpu = &vm.vcpu;
     stop(format!(
@@ -375,6 +383,7 @@ fn read_pdptes<V: Vcpu>(vm: &Vm<V>, cr3: u64) -> Result<[u64; 4], Fault> {
 
 /// MOV to CR0/CR3/CR4, CLTS and LMSW that exit (they touch bits tessera
 /// owns), decided by `rules::control_registers`.
+#[inline(never)]
 fn control_register<V: Vcpu>(vm: &mut Vm<V>, access: ControlRegisterAccess) -> Outcome {
     // An undecoded write is decoded here, and skipped by the length the
     // decoder found.

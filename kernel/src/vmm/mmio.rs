@@ -26,6 +26,7 @@ use alloc::format;
 /// The instruction bytes at the guest's RIP (up to 15, fewer at the end of
 /// RAM or of a page that is not mapped: the decoder reports a truncated
 /// instruction then).
+#[inline(always)]
 pub(super) fn fetch<V: Vcpu>(vm: &Vm<V>) -> ([u8; MAX_INSTRUCTION_LENGTH], usize) {
     let state = vm.vcpu.control_state();
     let cs = vm.vcpu.segment(SegmentRegister::Cs);
