@@ -88,11 +88,45 @@ pub fn init() -> bool {
     true
 }
 
-/// Writes formatted text to the console (used by the macros).
+/// Whether the cursor is on the shell's unfinished line (its prompt and
+/// what the operator has typed so far).
+static SHELL_LINE_OPEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// Whether other output ended the shell's line since the shell last drew it.
+static SHELL_LINE_BROKEN: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Writes formatted text to the console (used by the macros). Output that
+/// comes while the shell's line is open starts on a line of its own, so
+/// that every line stays whole — a VM's, a log message, the shell's.
 pub fn write_fmt(args: fmt::Arguments<'_>) {
+    use core::sync::atomic::Ordering::Relaxed;
     if let Some(serial) = SERIAL.lock().as_mut() {
+        if SHELL_LINE_OPEN.swap(false, Relaxed) {
+            let _ = serial.write_str("\n");
+            SHELL_LINE_BROKEN.store(true, Relaxed);
+        }
         let _ = serial.write_fmt(args);
     }
+}
+
+/// Writes the shell's own output: its prompt, the echo of what is typed.
+/// `open` says whether the line is left unfinished.
+pub fn write_shell(text: &str, open: bool) {
+    use core::sync::atomic::Ordering::Relaxed;
+    if let Some(serial) = SERIAL.lock().as_mut() {
+        let _ = serial.write_str(text);
+        SHELL_LINE_OPEN.store(open, Relaxed);
+    }
+}
+
+/// Whether the shell's line is open: its prompt is the last thing shown.
+pub fn shell_line_open() -> bool {
+    SHELL_LINE_OPEN.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether other output ended the shell's line since the last call.
+pub fn take_shell_line_broken() -> bool {
+    SHELL_LINE_BROKEN.swap(false, core::sync::atomic::Ordering::Relaxed)
 }
 
 /// Reads the bytes that have arrived on COM1, at most `buffer.len()`;

@@ -47,11 +47,17 @@ pub struct Operator {
 /// (a shell prompt never gets its newline), in milliseconds.
 const PARTIAL_LINE_MS: u64 = 100;
 
-/// Prints bytes the editor echoes (ASCII and escape sequences).
+/// Prints bytes the editor echoes (ASCII and escape sequences): the shell's
+/// line stays open unless they end it.
 fn echo(bytes: &[u8]) {
     if let Ok(text) = core::str::from_utf8(bytes) {
-        crate::print!("{}", text);
+        crate::console::write_shell(text, !text.ends_with('\n'));
     }
+}
+
+/// Shows the prompt and leaves the line open for typing.
+fn prompt() {
+    crate::console::write_shell(PROMPT, true);
 }
 
 impl Operator {
@@ -75,8 +81,6 @@ impl Operator {
         crate::println!(
             "console: type here; Ctrl-A three times moves the focus (VMs, then the tessera shell), Ctrl-A a sends a Ctrl-A"
         );
-        // The focus starts on the shell.
-        crate::print!("{}", PROMPT);
     }
 
     /// Reads what has arrived on the host console and acts on it. `loaded`
@@ -87,6 +91,13 @@ impl Operator {
         loaded: &mut Option<usize>,
     ) -> Option<OperatorRequest> {
         self.show_partial_line(vms);
+        // Output ended the line the operator was typing: draw it again.
+        if crate::console::take_shell_line_broken()
+            && self.focus.target() == Target::Shell
+            && !self.editor.line().is_empty()
+        {
+            self.editor.redraw(echo);
+        }
         let mut buffer = [0u8; 64];
         let count = crate::console::read_input(&mut buffer);
         let mut request = None;
@@ -109,14 +120,20 @@ impl Operator {
                     keys,
                 } => {
                     for &key in keys.as_slice() {
+                        // The prompt comes with the first key (a console
+                        // nobody types on shows none), and again, with what
+                        // was typed, when other output has ended its line.
+                        if !crate::console::shell_line_open() {
+                            self.editor.redraw(echo);
+                        }
                         match self.editor.feed(key, echo) {
                             Some(EditorEvent::Line(line)) => {
                                 request = request.or(self.execute(&line, vms, loaded));
                                 if request.is_none() {
-                                    crate::print!("{}", PROMPT);
+                                    prompt();
                                 }
                             }
-                            Some(EditorEvent::Cancelled) => crate::print!("{}", PROMPT),
+                            Some(EditorEvent::Cancelled) => prompt(),
                             None => {}
                         }
                     }
@@ -153,10 +170,10 @@ impl Operator {
         match target {
             Target::Vm(index) => {
                 let name = vms.get(index).map_or("?", |vm| vm.name.as_str());
-                crate::println!("\r\ntessera: console focus on vm {}", name);
+                crate::println!("tessera: console focus on vm {}", name);
             }
             Target::Shell => {
-                crate::println!("\r\ntessera: console focus on the tessera shell");
+                crate::println!("tessera: console focus on the tessera shell");
                 // The prompt and whatever was typed before the focus left.
                 self.editor.redraw(echo);
             }
