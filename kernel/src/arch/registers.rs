@@ -1,6 +1,53 @@
 //! The general-purpose register file, in the order tessera's assembly stubs
 //! save it (the VM-exit stub and the exception stubs share this layout).
 
+/// Assembly that loads RBX, RCX, RDX, RSI, RBP and R8-R15 from the
+/// [`GeneralRegisters`] at RDI — every register but RAX (which VMRUN takes
+/// from the VMCB, and the VMX stub loads itself) and RDI (the pointer, loaded
+/// last by the stub). For the world-switch stubs' `concat!`, so that the
+/// layout's offsets are written once.
+#[macro_export]
+macro_rules! load_guest_registers_but_rax_rdi {
+    () => {
+        "mov rbx, [rdi + 8]
+        mov rcx, [rdi + 16]
+        mov rdx, [rdi + 24]
+        mov rsi, [rdi + 32]
+        mov rbp, [rdi + 48]
+        mov r8,  [rdi + 56]
+        mov r9,  [rdi + 64]
+        mov r10, [rdi + 72]
+        mov r11, [rdi + 80]
+        mov r12, [rdi + 88]
+        mov r13, [rdi + 96]
+        mov r14, [rdi + 104]
+        mov r15, [rdi + 112]
+        "
+    };
+}
+
+/// The reverse of [`load_guest_registers_but_rax_rdi`]: stores the same
+/// registers into the [`GeneralRegisters`] at RDI.
+#[macro_export]
+macro_rules! store_guest_registers_but_rax_rdi {
+    () => {
+        "mov [rdi + 8], rbx
+        mov [rdi + 16], rcx
+        mov [rdi + 24], rdx
+        mov [rdi + 32], rsi
+        mov [rdi + 48], rbp
+        mov [rdi + 56], r8
+        mov [rdi + 64], r9
+        mov [rdi + 72], r10
+        mov [rdi + 80], r11
+        mov [rdi + 88], r12
+        mov [rdi + 96], r13
+        mov [rdi + 104], r14
+        mov [rdi + 112], r15
+        "
+    };
+}
+
 /// RAX..R15 except RSP, which the CPU keeps elsewhere (the VMCS guest-state
 /// area, the exception frame). `#[repr(C)]`: the stubs address the fields by
 /// offset (RAX at 0, RBX at 8, ..., R15 at 112).

@@ -25,7 +25,7 @@ extern "C" {
     fn svm_enter(registers: *mut GuestRegisters, vmcb: u64, host_vmload_area: u64);
 }
 
-global_asm!(
+global_asm!(concat!(
     r#"
     .section .text
     .global svm_enter
@@ -39,19 +39,9 @@ svm_enter:
     push rdx                            /* the host's VMLOAD area */
     push rdi                            /* [rsp] = &GuestRegisters */
     mov rax, rsi
-    mov rbx, [rdi + 8]
-    mov rcx, [rdi + 16]
-    mov rdx, [rdi + 24]
-    mov rsi, [rdi + 32]
-    mov rbp, [rdi + 48]
-    mov r8,  [rdi + 56]
-    mov r9,  [rdi + 64]
-    mov r10, [rdi + 72]
-    mov r11, [rdi + 80]
-    mov r12, [rdi + 88]
-    mov r13, [rdi + 96]
-    mov r14, [rdi + 104]
-    mov r15, [rdi + 112]
+    "#,
+    crate::load_guest_registers_but_rax_rdi!(),
+    r#"
     mov rdi, [rdi + 40]
     clgi
     sti
@@ -59,19 +49,9 @@ svm_enter:
     vmrun rax
     vmsave rax                          /* rax = the VMCB again (15.5.2) */
     xchg rdi, [rsp]                     /* rdi = &GuestRegisters, [rsp] = guest rdi */
-    mov [rdi + 8], rbx
-    mov [rdi + 16], rcx
-    mov [rdi + 24], rdx
-    mov [rdi + 32], rsi
-    mov [rdi + 48], rbp
-    mov [rdi + 56], r8
-    mov [rdi + 64], r9
-    mov [rdi + 72], r10
-    mov [rdi + 80], r11
-    mov [rdi + 88], r12
-    mov [rdi + 96], r13
-    mov [rdi + 104], r14
-    mov [rdi + 112], r15
+    "#,
+    crate::store_guest_registers_but_rax_rdi!(),
+    r#"
     pop rax
     mov [rdi + 40], rax
     pop rax
@@ -86,7 +66,7 @@ svm_enter:
     pop rbp
     ret
 "#
-);
+));
 
 /// Runs the guest of the VMCB at physical `vmcb` until it exits. RAX is
 /// the VMCB's (its save area), not `registers.rax`.

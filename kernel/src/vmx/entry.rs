@@ -31,6 +31,7 @@ extern "C" {
 }
 
 global_asm!(
+    concat!(
     r#"
     .section .text
     .global vmx_enter
@@ -46,19 +47,9 @@ vmx_enter:
     vmwrite rax, rsp
     cmp rsi, 0                          /* flags survive the loads below */
     mov rax, [rdi + 0]
-    mov rbx, [rdi + 8]
-    mov rcx, [rdi + 16]
-    mov rdx, [rdi + 24]
-    mov rsi, [rdi + 32]
-    mov rbp, [rdi + 48]
-    mov r8,  [rdi + 56]
-    mov r9,  [rdi + 64]
-    mov r10, [rdi + 72]
-    mov r11, [rdi + 80]
-    mov r12, [rdi + 88]
-    mov r13, [rdi + 96]
-    mov r14, [rdi + 104]
-    mov r15, [rdi + 112]
+    "#,
+    crate::load_guest_registers_but_rax_rdi!(),
+    r#"
     mov rdi, [rdi + 40]
     je 1f
     vmresume
@@ -75,19 +66,9 @@ vmx_enter:
 vmx_exit:
     xchg rdi, [rsp]                     /* rdi = &GuestRegisters, [rsp] = guest rdi */
     mov [rdi + 0], rax
-    mov [rdi + 8], rbx
-    mov [rdi + 16], rcx
-    mov [rdi + 24], rdx
-    mov [rdi + 32], rsi
-    mov [rdi + 48], rbp
-    mov [rdi + 56], r8
-    mov [rdi + 64], r9
-    mov [rdi + 72], r10
-    mov [rdi + 80], r11
-    mov [rdi + 88], r12
-    mov [rdi + 96], r13
-    mov [rdi + 104], r14
-    mov [rdi + 112], r15
+    "#,
+    crate::store_guest_registers_but_rax_rdi!(),
+    r#"
     pop rax
     mov [rdi + 40], rax
     xor eax, eax
@@ -98,7 +79,8 @@ vmx_exit:
     pop rbx
     pop rbp
     ret
-"#,
+"#
+    ),
     host_rsp = const x86::vmx::vmcs::host::RSP,
 );
 
